@@ -1,0 +1,9 @@
+"""autodistill: search student architectures and distillation losses for a Hugging Face teacher.
+
+Importing the package registers autodistill's own model classes with the transformers Auto
+classes, so students that no stock config describes load with ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

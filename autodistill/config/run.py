@@ -1,0 +1,179 @@
+"""The run config: what one YAML file may say. Later stages add their own sections here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from autodistill.config.schema import Invalid, require
+
+TASKS = ("sequence-classification",)
+METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "mcc")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How a backbone that is not yet a classifier is fine-tuned into the teacher."""
+
+    epochs: int = 1
+    lr: float = 5e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
+        require(self.lr > 0, "lr", "must be > 0", self.lr)
+        require(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    model: str = "builtin:minilm"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    safetensors_only: bool = True
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        require(bool(self.model.strip()), "model", "must name a folder, a hub id or a builtin", self.model)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "builtin:rotten_tomatoes"
+    config_name: str | None = None
+    format: Literal["auto", "hf", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    train_split: str = "train"
+    validation_split: str | None = "validation"
+    test_split: str | None = "test"
+    validation_size: float = 0.1
+    test_size: float = 0.1
+    split_seed: int = 0
+    max_length: int = 128
+    max_train_examples: int | None = None
+    metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        require(bool(self.source.strip()), "source", "must name a builtin set, a file, a folder or a hub id", self.source)
+        require(0 < self.validation_size < 0.5, "validation_size", "must be in (0, 0.5)", self.validation_size)
+        require(0 < self.test_size < 0.5, "test_size", "must be in (0, 0.5)", self.test_size)
+        require(8 <= self.max_length <= 8192, "max_length", "must be in [8, 8192]", self.max_length)
+        require(
+            self.max_train_examples is None or self.max_train_examples >= 2,
+            "max_train_examples",
+            "must be >= 2",
+            self.max_train_examples,
+        )
+        require(self.metric in METRICS, "metric", f"must be one of {', '.join(METRICS)}", self.metric)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """An ordered list of transforms, each ``{name: ..., <options>}``; checked by the registry."""
+
+    transforms: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "depth", "layers": 3, "choice": "uniform"}]
+    )
+    require_stock_architecture: bool = False
+
+    def __post_init__(self) -> None:
+        for i, step in enumerate(self.transforms):
+            if "name" not in step:
+                raise Invalid(f"transforms[{i}].name", "is required (the transform's registered name).")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """A weighted sum of named loss terms; each term is ``{name: ..., weight: ..., <options>}``."""
+
+    temperature: float = 2.0
+    terms: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "ce", "weight": 0.5}, {"name": "kl", "weight": 0.5}]
+    )
+    layer_map: str | list[int] = "uniform"
+    weighting: dict[str, Any] = field(default_factory=lambda: {"name": "static"})
+
+    def __post_init__(self) -> None:
+        require(self.temperature > 0, "temperature", "must be > 0", self.temperature)
+        require(len(self.terms) > 0, "terms", "must list at least one loss term", self.terms)
+        for i, term in enumerate(self.terms):
+            if "name" not in term:
+                raise Invalid(f"terms[{i}].name", "is required (the loss's registered name).")
+            w = term.get("weight", 1.0)
+            ok = isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+            require(ok, f"terms[{i}].weight", "must be a number >= 0", w)
+        if "name" not in self.weighting:
+            raise Invalid("weighting.name", "is required (the weighting scheme's registered name).")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    mode: Literal["proxy", "full"] = "full"
+    proxy_steps: int = 200
+    proxy_examples: int = 2000
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        require(self.proxy_steps >= 1, "proxy_steps", "must be >= 1", self.proxy_steps)
+        require(self.proxy_examples >= 2, "proxy_examples", "must be >= 2", self.proxy_examples)
+        require(self.epochs > 0, "epochs", "must be > 0", self.epochs)
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
+        require(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        require(self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1", self.eval_batch_size)
+        require(self.lr > 0, "lr", "must be > 0", self.lr)
+        require(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
+        require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0", self.max_grad_norm)
+        require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    latency: bool = True
+    threads: int = 1
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    seq_len: int | None = None
+    warmup: int = 3
+    repeats: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.threads >= 1, "threads", "must be >= 1", self.threads)
+        require(all(b >= 1 for b in self.batch_sizes), "batch_sizes", "must all be >= 1", self.batch_sizes)
+        require(self.seq_len is None or self.seq_len >= 1, "seq_len", "must be >= 1", self.seq_len)
+        require(self.warmup >= 0, "warmup", "must be >= 0", self.warmup)
+        require(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str = "sequence-classification"
+    output_dir: str = "runs/default"
+    seed: int = 0
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
+        require(bool(self.output_dir.strip()), "output_dir", "must be a folder path", self.output_dir)

@@ -1,0 +1,27 @@
+"""User-facing errors. Each names the key, flag or file that is wrong and what is allowed."""
+
+from __future__ import annotations
+
+
+class AutodistillError(Exception):
+    """Base class: the CLI prints these as one clear line, without a traceback."""
+
+
+class ConfigError(AutodistillError, ValueError):
+    """A config key, type or value is wrong (raised before any work is done)."""
+
+
+class DataError(AutodistillError, ValueError):
+    """The data cannot be used: a missing file or column, an empty split, bad labels."""
+
+
+class TeacherError(AutodistillError):
+    """The teacher cannot be loaded or does not fit the task."""
+
+
+class TrainingError(AutodistillError, RuntimeError):
+    """Training stopped: a non-finite loss, a budget broken, ..."""
+
+
+class BudgetError(AutodistillError, ValueError):
+    """A student breaks a hard budget."""

@@ -1,0 +1,93 @@
+"""Plain frozen values passed between stages: config -> specs -> build -> distill -> evaluate.
+
+Specs hold only primitives, names and mappings, so they serialize to JSON (MLflow params, the
+Optuna study, ``result.json``) and a stage can be rerun from them alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One registered component and its options: a transform, a loss term, a weighting scheme."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        opts = {k: v for k, v in data.items() if k != "name"}
+        return cls(name=data["name"], options=opts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """How to make the student from the teacher: transforms applied in order."""
+
+    transforms: tuple[Step, ...]
+    require_stock_architecture: bool = False
+
+    @classmethod
+    def from_config(cls, student_cfg: Any) -> StudentSpec:
+        steps = tuple(Step.from_dict(t) for t in student_cfg.transforms)
+        return cls(transforms=steps, require_stock_architecture=student_cfg.require_stock_architecture)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "transforms": [s.to_dict() for s in self.transforms],
+            "require_stock_architecture": self.require_stock_architecture,
+        }
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What the student learns from: weighted terms, temperature, layer map, weighting scheme."""
+
+    terms: tuple[Step, ...]
+    temperature: float = 2.0
+    layer_map: str | tuple[int, ...] = "uniform"
+    weighting: Step = Step("static")
+
+    @classmethod
+    def from_config(cls, loss_cfg: Any) -> LossSpec:
+        lm = loss_cfg.layer_map
+        return cls(
+            terms=tuple(Step.from_dict(t) for t in loss_cfg.terms),
+            temperature=loss_cfg.temperature,
+            layer_map=tuple(lm) if isinstance(lm, list) else lm,
+            weighting=Step.from_dict(loss_cfg.weighting),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        lm = list(self.layer_map) if isinstance(self.layer_map, tuple) else self.layer_map
+        return {
+            "terms": [t.to_dict() for t in self.terms],
+            "temperature": self.temperature,
+            "layer_map": lm,
+            "weighting": self.weighting.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The optimisation of one distillation run (proxy or full)."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int | None = None
+    device: str = "auto"
+    bf16: bool = True
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

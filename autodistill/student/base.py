@@ -1,0 +1,89 @@
+"""The transform extension point: one small class per way of making the teacher smaller.
+
+A transform works in three steps, so that the search can price a student before building it
+and a built student can be rebuilt exactly without recomputing data-dependent choices:
+
+1. ``plan(shape, options, ctx) -> shape``: the resulting shape, no weights touched.
+2. ``resolve(model, shape, options, ctx) -> dict``: the data-dependent choices (kept layer,
+   head, neuron, channel or token indices; ranks) as a JSON-able record. ``model`` is the
+   current intermediate student (built from the state so far), used for importance scores.
+3. ``apply(state, shape, resolved) -> (state, shape)``: a pure function of the state dict and
+   the record. ``build.py`` composes the steps and builds the final model from shape + state.
+
+Transforms that act on training rather than on weights (LoRA) override ``wrap`` / ``unwrap``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from autodistill.registry import Registry
+from autodistill.student.shape import ModelShape
+
+StateDict = dict[str, Any]  # name -> torch.Tensor, HF state-dict key names
+
+
+@dataclass
+class BuildContext:
+    """What data-dependent transforms may use. Everything is optional; a transform that needs a
+    missing piece raises a clear error.
+
+    calibration: a few tokenized training batches (dicts of tensors with ``input_ids``,
+        ``attention_mask``, ``labels`` and, where available, ``teacher_logits``).
+    token_counts: how often each teacher token id occurs in the training data (numpy int64).
+    special_token_ids: ids that must always be kept (pad, unk, cls, sep, mask).
+    """
+
+    calibration: list[dict[str, Any]] | None = None
+    token_counts: Any = None
+    special_token_ids: tuple[int, ...] = ()
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """For transforms that take no options."""
+
+
+class Transform(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    # does resolve() need the intermediate model built? (importance scores do; index rules don't)
+    needs_model: ClassVar[bool] = False
+
+    @abstractmethod
+    def plan(self, shape: ModelShape, options: Any, ctx: BuildContext) -> ModelShape: ...
+
+    @abstractmethod
+    def resolve(self, model: Any, shape: ModelShape, options: Any, ctx: BuildContext) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def apply(self, state: StateDict, shape: ModelShape, resolved: dict[str, Any]) -> tuple[StateDict, ModelShape]: ...
+
+    def wrap(self, model: Any, resolved: dict[str, Any]) -> Any:
+        """Prepare the built model for training (e.g. add LoRA adapters). Default: unchanged."""
+        return model
+
+    def unwrap(self, model: Any, resolved: dict[str, Any]) -> Any:
+        """Undo ``wrap`` for saving (e.g. merge adapters). Default: unchanged."""
+        return model
+
+    def token_id_map(self, resolved: dict[str, Any]) -> Any:
+        """Old (teacher) token id -> new id, as a 1-D integer array, when the transform changes the
+        vocabulary; None otherwise. The training loop remaps teacher-tokenized batches with it."""
+        return None
+
+    def remap_tokenizer(self, tokenizer: Any, resolved: dict[str, Any]) -> Any:
+        """The tokenizer to save with the student. Default: unchanged."""
+        return tokenizer
+
+
+TRANSFORMS: Registry[type[Transform]] = Registry("student transform")
+
+
+def register(cls: type[Transform]) -> type[Transform]:
+    """Class decorator: ``@register`` on a Transform subclass with a ``name``."""
+    return TRANSFORMS.register(cls.name)(cls)
