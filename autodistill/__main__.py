@@ -1,0 +1,5 @@
+import sys
+
+from autodistill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""The command line: a table of commands -> functions (the functions live in commands.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from autodistill.errors import AutodistillError
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from autodistill.config import load_config
+
+    return load_config(args.config, args.set)
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from autodistill.commands import run_teacher
+
+    info = run_teacher(_load(args), progress=not args.quiet)
+    if info.get("finetuned"):
+        val = info.get("validation", {})
+        print(f"teacher: {info['path']}")
+        print(f"  fine-tuned, validation accuracy {val.get('accuracy', float('nan')):.4f}, macro-F1 {val.get('macro_f1', float('nan')):.4f}")
+    else:
+        print(f"teacher: {info['path']} (a classifier already; used as it is)")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from autodistill.commands import run_distill
+
+    cfg = _load(args)
+    result = run_distill(cfg, progress=not args.quiet)
+    s, t, r = result["student"], result["teacher"], result["relative"]
+    metric = result["metric"]
+    print(f"student saved to {s['path']}  ({cfg.output_dir}/result.json)")
+    rows = [
+        ("test " + metric, f"{t['test']['quality']:.4f}", f"{s['test']['quality']:.4f}", f"{r['test_quality_ratio']:.3f}"),
+        ("parameters", f"{t['parameters']['total']:,}", f"{s['parameters']['total']:,}", f"{r['parameter_ratio']:.3f}"),
+        ("size MB", f"{t['size_mb']:.1f}", f"{s['size_mb']:.1f}", f"{r['size_ratio']:.3f}"),
+    ]
+    for key, val in s.get("latency_ms", {}).items():
+        rows.append((key.replace("_", " "), f"{t['latency_ms'][key]:.2f}", f"{val:.2f}", ""))
+    print(f"{'':<22}{'teacher':>14}{'student':>14}{'ratio':>9}")
+    for name, a, b, c in rows:
+        print(f"{name:<22}{a:>14}{b:>14}{c:>9}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from autodistill.commands import run_evaluate
+
+    out = run_evaluate(_load(args), args.model, split=args.split, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}, "
+          f"{out['metric']} {out['quality']:.4f}")
+    print(f"  parameters {out['parameters']['total']:,} (without embeddings {out['parameters']['without_embeddings']:,}), "
+          f"{out['size_mb']:.1f} MB")
+    for key, val in out.get("latency_ms", {}).items():
+        print(f"  {key}: {val:.2f}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run config (YAML)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set distill.lr=1e-4 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+# name -> (function, help, extra-arguments hook)
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None] | None]] = {
+    "teacher": (cmd_teacher, "fine-tune the teacher backbone (reused when present)", None),
+    "distill": (cmd_distill, "run one fixed distillation and save the student", None),
+    "evaluate": (
+        cmd_evaluate,
+        "evaluate a saved student or teacher folder on the config's test split",
+        lambda p: (
+            p.add_argument("--model", required=True, help="a saved model folder"),
+            p.add_argument("--split", default="test", choices=["train", "validation", "test"]),
+            p.add_argument("--json", action="store_true", help="print JSON"),
+        ),
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autodistill", description="AutoML knowledge distillation for Hugging Face models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (func, help_text, extra) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        if extra:
+            extra(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AutodistillError as err:
+        print(f"autodistill {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"autodistill {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""What each CLI command does, as plain functions (the Python API): teacher, distill, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodistill.config import dump_config, to_dict
+from autodistill.config.run import RunConfig
+from autodistill.errors import AutodistillError
+from autodistill.specs import LossSpec, StudentSpec
+
+
+def run_teacher(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune the teacher if the config names a backbone (reused when already in the home)."""
+    from autodistill.data import load_task_data
+    from autodistill.teacher import prepare_teacher
+
+    data = load_task_data(cfg.data)
+    teacher = prepare_teacher(cfg, data, progress=progress)
+    return {"path": str(teacher.path), "fingerprint": teacher.fingerprint, "finetuned": teacher.finetuned, **teacher.info}
+
+
+def measure_model(model: Any, cfg: RunConfig, seq_len: int) -> dict[str, Any]:
+    """Parameters, size, CPU latency (fixed threads, after warm-up) and peak memory of one model."""
+    from autodistill.evaluate import measure_latency, parameter_counts, peak_memory_mb, state_size_mb
+
+    ev = cfg.evaluate
+    out: dict[str, Any] = {"parameters": parameter_counts(model), "size_mb": round(state_size_mb(model), 3)}
+    if ev.latency:
+        model = model.to("cpu").eval()
+        out["latency_ms"] = measure_latency(
+            model, batch_sizes=tuple(ev.batch_sizes), seq_len=seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+        )
+        out["peak_memory_mb"] = round(peak_memory_mb(model, max(ev.batch_sizes), seq_len), 2)
+    return out
+
+
+def latency_seq_len(cfg: RunConfig, lengths: np.ndarray) -> int:
+    """The sequence length latency is measured at: the config's, else the test split's mean."""
+    return cfg.evaluate.seq_len or max(8, int(round(float(np.mean(lengths)))))
+
+
+def compare(student: dict[str, Any], teacher: dict[str, Any]) -> dict[str, float]:
+    """Student relative to the teacher, measured in the same process."""
+    from autodistill.evaluate import latency_ratio
+
+    out = {
+        "parameter_ratio": student["parameters"]["total"] / teacher["parameters"]["total"],
+        "size_ratio": student["size_mb"] / teacher["size_mb"],
+    }
+    if "latency_ms" in student and "latency_ms" in teacher:
+        out.update(latency_ratio(student["latency_ms"], teacher["latency_ms"]))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """One fixed distillation: writes the student (HF format) and ``result.json`` to output_dir."""
+    from autodistill.pipeline import distill_student, prepare, student_quality, versions
+
+    student_spec = StudentSpec.from_config(cfg.student)
+    loss_spec = LossSpec.from_config(cfg.distill.loss)
+    validate_components(cfg)
+    prep = prepare(cfg, progress=progress)
+    run = distill_student(prep, student_spec, loss_spec)
+    model = run.build.model
+    test = student_quality(prep, model, "test", run.token_id_map)
+    export = run.build.export_model()
+    seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
+    s_meas = measure_model(export, cfg, seq_len)
+    t_meas = measure_model(prep.teacher_model(), cfg, seq_len)
+    out_dir = Path(cfg.output_dir)
+    student_dir = out_dir / "student"
+    result = {
+        "student": {"validation": run.validation, "test": test, **s_meas, "path": str(student_dir),
+                    "kind": run.build.resolved.get("kind"), "resolved": run.build.resolved},
+        "teacher": {**prep.teacher_metrics, **t_meas, "path": str(prep.teacher.path), "finetuned": prep.teacher.finetuned},
+        "relative": {**compare(s_meas, t_meas),
+                     "test_quality_ratio": round(test["quality"] / max(1e-12, prep.teacher_metrics["test"]["quality"]), 4)},
+        "train": {"steps": run.train.steps, "seconds": round(run.train.seconds, 2), "mode": cfg.distill.mode,
+                  "best_step": run.train.best_step, "evals": run.train.evals,
+                  "final_loss": run.train.history[-1] if run.train.history else None},
+        "layer_weights": run.train.weights[-1] if run.train.weights else None,
+        "latency_seq_len": seq_len,
+        "labels": list(prep.data.label_names),
+        "metric": cfg.data.metric,
+        "fingerprints": {"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "cache": prep.cache.key},
+        "config": to_dict(cfg),
+        "versions": versions(),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_student_atomic(run.build, prep.teacher.tokenizer, student_dir, prep.data)
+    (out_dir / "config.resolved.yaml").write_text(dump_config(cfg))
+    write_json_atomic(out_dir / "result.json", result)
+    return result
+
+
+def save_student_atomic(build: Any, tokenizer: Any, target: Path, data: Any) -> None:
+    """Save into a temporary folder beside ``target``, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        build.save(tmp, tokenizer)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: bool = True) -> dict[str, Any]:
+    """Evaluate any saved student or teacher folder on the config's split (default: test)."""
+    import autodistill.student  # noqa: F401  (registers autodistill's architectures)
+    from autodistill.data import encode, load_task_data
+    from autodistill.evaluate import task_metrics
+    from autodistill.teacher.load import label_order
+    from autodistill.train.inference import predict_logits
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise AutodistillError(f"The --model folder {model_dir!r} has no config.json; it is not a saved model folder.")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True).eval()
+    tok = AutoTokenizer.from_pretrained(str(path))
+    data = load_task_data(cfg.data)
+    order = label_order(model.config, data.label_names)
+    enc = encode(data.split(split), tok, cfg.data.max_length)
+    logits = predict_logits(model, enc, int(tok.pad_token_id), cfg.distill.eval_batch_size)[:, order]
+    metrics = task_metrics(enc.labels, logits.argmax(-1), cfg.data.metric)
+    meas = measure_model(model, cfg, latency_seq_len(cfg, enc.lengths))
+    return {"model": str(path), "split": split, "metric": cfg.data.metric, **metrics, **meas}
+
+
+def validate_components(cfg: RunConfig) -> None:
+    """Check registry names and options before any work (data, teacher or training)."""
+    from autodistill.config.schema import parse
+    from autodistill.errors import ConfigError
+    from autodistill.losses import LOSSES
+    from autodistill.student.base import TRANSFORMS
+    from autodistill.weighting import WEIGHTINGS
+
+    for i, step in enumerate(cfg.student.transforms):
+        key = f"student.transforms[{i}]"
+        if step["name"] not in TRANSFORMS:
+            raise ConfigError(f"The '{key}.name' parameter must be one of {', '.join(TRANSFORMS.names())}. Got {step['name']!r} instead.")
+        cls = TRANSFORMS.get(step["name"])
+        parse(cls.Options, {k: v for k, v in step.items() if k != "name"}, key)
+    for i, term in enumerate(cfg.distill.loss.terms):
+        if term["name"] not in LOSSES:
+            raise ConfigError(
+                f"The 'distill.loss.terms[{i}].name' parameter must be one of {', '.join(LOSSES.names())}. Got {term['name']!r} instead."
+            )
+    w = cfg.distill.loss.weighting["name"]
+    if w not in WEIGHTINGS:
+        raise ConfigError(f"The 'distill.loss.weighting.name' parameter must be one of {', '.join(WEIGHTINGS.names())}. Got {w!r} instead.")

@@ -1,0 +1,219 @@
+"""Joins the stages for one distillation: data -> teacher (+ cache) -> student -> distill ->
+evaluate. ``prepare`` holds everything shared by every student of a config (the search reuses
+it for all trials); ``distill_student`` runs one student from plain specs."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.config.run import RunConfig
+from autodistill.data import Encoded, TaskData, encode, load_task_data, stratified_subset, token_counts
+from autodistill.fingerprint import hash_json, home
+from autodistill.losses import CompositeLoss, LossDims, resolve_layer_map
+from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+from autodistill.student.base import BuildContext
+from autodistill.teacher import Teacher, prepare_teacher
+from autodistill.teacher.cache import TeacherCache, TeacherOutputs
+from autodistill.train.loop import TrainResult, steps_for_epochs, train
+from autodistill.train.teacher_signal import CachedTeacher
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Prepared:
+    """Everything a config's students share: data, teacher, its cached outputs and metrics."""
+
+    cfg: RunConfig
+    data: TaskData
+    teacher: Teacher
+    encoded: dict[str, Encoded]
+    cache: TeacherCache
+    outputs: TeacherOutputs
+    teacher_metrics: dict[str, dict[str, float]]
+    progress: bool = True
+    _ctx: BuildContext | None = field(default=None, repr=False)
+
+    @property
+    def pad_id(self) -> int:
+        return self.teacher.pad_id
+
+    def teacher_model(self) -> Any:
+        return self.teacher.model(self.cfg)
+
+    def teacher_preds(self, split: str) -> np.ndarray:
+        return self.outputs.logits(split).argmax(-1)
+
+    def ensure_outputs(self, hidden: list[int], attention: list[int]) -> TeacherOutputs:
+        """Grow the cache to hold these teacher layers (computed once, shared by every run)."""
+        have = self.outputs.splits["train"]
+        if set(hidden) <= set(have.hidden) and set(attention) <= set(have.attention):
+            return self.outputs
+        hidden = sorted(set(hidden) | set(have.hidden))
+        attention = sorted(set(attention) | set(have.attention))
+        model = self.teacher_model()
+        if attention and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation("eager")
+        self.outputs = self.cache.ensure(
+            model, self.encoded, self.pad_id, hidden, attention, self.teacher.label_order,
+            batch_size=self.cfg.distill.eval_batch_size, progress=self.progress,
+        )
+        return self.outputs
+
+    def build_context(self) -> BuildContext:
+        """Calibration batches (with teacher logits) and token statistics for the transforms."""
+        if self._ctx is None:
+            from autodistill.data import collate
+
+            enc = self.encoded["train"]
+            idx = stratified_subset(enc.labels, min(256, len(enc.labels)), self.cfg.seed)
+            batches = []
+            for chunk in np.array_split(idx, max(1, len(idx) // 32)):
+                batch = collate(enc, chunk, self.pad_id)
+                batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
+                batches.append(batch)
+            tok = self.teacher.tokenizer
+            self._ctx = BuildContext(
+                calibration=batches,
+                token_counts=token_counts(enc, len(tok)),
+                special_token_ids=tuple(sorted(set(tok.all_special_ids))),
+                seed=self.cfg.seed,
+            )
+        return self._ctx
+
+
+def cache_key(teacher: Teacher, data: TaskData, cfg: RunConfig) -> str:
+    from autodistill.data import tokenizer_fingerprint
+
+    return hash_json(
+        {"teacher": teacher.fingerprint, "data": data.fingerprint, "tokenizer": tokenizer_fingerprint(teacher.tokenizer),
+         "max_length": cfg.data.max_length, "labels": teacher.label_order}
+    )[:24]
+
+
+def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
+    from autodistill.evaluate import task_metrics
+
+    data = load_task_data(cfg.data)
+    teacher = prepare_teacher(cfg, data, progress=progress)
+    encoded = {s: encode(getattr(data, s), teacher.tokenizer, cfg.data.max_length) for s in SPLITS}
+    cache = TeacherCache(home() / "cache", cache_key(teacher, data, cfg))
+    model = None if _cached(cache, encoded) else teacher.model(cfg)
+    outputs = (
+        cache.open(list(SPLITS), [], [])
+        if model is None
+        else cache.ensure(model, encoded, teacher.pad_id, label_order=teacher.label_order,
+                          batch_size=cfg.distill.eval_batch_size, progress=progress,
+                          meta={"teacher": str(teacher.path), "data": data.source})
+    )
+    metrics = {
+        s: task_metrics(encoded[s].labels, outputs.logits(s).argmax(-1), cfg.data.metric) for s in ("validation", "test")
+    }
+    return Prepared(cfg, data, teacher, encoded, cache, outputs, metrics, progress)
+
+
+def _cached(cache: TeacherCache, encoded: dict[str, Encoded]) -> bool:
+    return all(not cache._missing(s, [], []) for s in encoded)
+
+
+def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
+    d = cfg.distill
+    if d.mode == "proxy":
+        steps = d.proxy_steps
+    else:
+        steps = d.max_steps or steps_for_epochs(n_examples, d.batch_size, d.epochs)
+    return TrainSpec(
+        steps=steps, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay, warmup_ratio=d.warmup_ratio,
+        max_grad_norm=d.max_grad_norm, eval_every=d.eval_every, device=d.device, bf16=d.bf16, seed=cfg.seed,
+    )
+
+
+def train_indices(prep: Prepared) -> np.ndarray:
+    """Proxy mode trains on a stratified subset; full mode on the whole train split."""
+    labels = prep.encoded["train"].labels
+    if prep.cfg.distill.mode == "proxy" and prep.cfg.distill.proxy_examples < len(labels):
+        return stratified_subset(labels, prep.cfg.distill.proxy_examples, prep.cfg.seed)
+    return np.arange(len(labels))
+
+
+@dataclass
+class StudentRun:
+    build: Any  # student.build.StudentBuild
+    train: TrainResult
+    validation: dict[str, float]
+    token_id_map: torch.Tensor | None
+
+
+def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.Tensor | None) -> dict[str, float]:
+    from autodistill.evaluate import agreement, task_metrics
+    from autodistill.train.inference import predict_logits
+
+    enc = prep.encoded[split]
+    device = next(model.parameters()).device
+    logits = predict_logits(model, enc, prep.pad_id, prep.cfg.distill.eval_batch_size, device, token_id_map)
+    preds = logits.argmax(-1)
+    out = task_metrics(enc.labels, preds, prep.cfg.data.metric)
+    out["teacher_agreement"] = agreement(preds, prep.teacher_preds(split))
+    return out
+
+
+def distill_student(
+    prep: Prepared, student: StudentSpec, loss: LossSpec, spec: TrainSpec | None = None,
+    indices: np.ndarray | None = None, evaluate: Any = None,
+) -> StudentRun:
+    """Build one student from the teacher, distill it from the cache, score it on validation.
+
+    ``evaluate(step, quality)`` (optional) is called at each checkpoint; it may raise
+    ``train.loop.StopTraining`` to end the run early (the search prunes with it).
+    """
+    from autodistill.student.build import build_student
+
+    cfg = prep.cfg
+    indices = train_indices(prep) if indices is None else indices
+    spec = spec or train_spec(cfg, len(indices))
+    tmodel = prep.teacher_model()
+    built = build_student(tmodel, student, prep.build_context())
+    model = built.model
+    layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
+    dims = LossDims(
+        student_hidden=built.shape.hidden, teacher_hidden=tmodel.config.hidden_size,
+        student_heads=tuple(l.heads for l in built.shape.layers), teacher_heads=tmodel.config.num_attention_heads,
+        num_labels=prep.data.num_labels,
+    )
+    loss_fn = CompositeLoss(loss, dims, layer_map)
+    if "attentions" in loss_fn.needs and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    outputs = prep.ensure_outputs(loss_fn.teacher_hidden_layers(), loss_fn.teacher_attention_layers())
+    id_map = None if built.token_id_map is None else torch.as_tensor(np.asarray(built.token_id_map), dtype=torch.long)
+
+    def on_eval(step: int) -> float:
+        q = student_quality(prep, model, "validation", id_map)["quality"]
+        if evaluate is not None:
+            evaluate(step, q)
+        return q
+
+    result = train(
+        model, loss_fn, prep.encoded["train"], indices, spec, prep.pad_id, teacher=CachedTeacher(outputs),
+        layer_map=layer_map, temperature=loss.temperature, token_id_map=id_map, evaluate=on_eval,
+        keep_best=cfg.distill.mode == "full", progress=prep.progress,
+    )
+    model.to("cpu")
+    validation = student_quality(prep, model, "validation", id_map)
+    return StudentRun(built, result, validation, id_map)
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("autodistill-kd", "torch", "transformers", "datasets", "optuna", "mlflow", "peft", "scikit-learn"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out

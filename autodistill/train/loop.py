@@ -1,0 +1,169 @@
+"""The distillation loop, shared by proxy runs, full runs and teacher fine-tuning.
+
+AdamW with linear warm-up and decay, gradient clipping, seeded batch order, bf16 autocast on
+CUDA. A non-finite loss stops the run with the step and the terms that went bad.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from autodistill.data import Encoded, batch_indices, collate
+from autodistill.errors import TrainingError
+from autodistill.losses.base import DistillBatch
+from autodistill.specs import TrainSpec
+from autodistill.train.device import autocast, resolve_device
+from autodistill.train.teacher_signal import TeacherSignal
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class StopTraining(Exception):
+    """Raised by an ``evaluate`` callback to end a run early (e.g. a pruned search trial)."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)  # logged loss terms per step
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (step, validation quality)
+    weights: list[dict[str, float]] = field(default_factory=list)  # loss/layer weights over time
+    best_step: int | None = None
+    best_quality: float | None = None
+    stopped_early: bool = False
+
+
+def steps_for_epochs(n_examples: int, batch_size: int, epochs: float) -> int:
+    return max(1, math.ceil(epochs * math.ceil(n_examples / batch_size)))
+
+
+def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in params:
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _epochs(indices: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int):
+    epoch = 0
+    while True:
+        for local in batch_indices(lengths[indices], batch_size, shuffle=True, seed=seed + epoch):
+            yield indices[local]
+        epoch += 1
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    encoded: Encoded,
+    indices: np.ndarray,
+    spec: TrainSpec,
+    pad_id: int,
+    teacher: TeacherSignal | None = None,
+    layer_map: list[tuple[int, int]] | None = None,
+    temperature: float = 1.0,
+    token_id_map: torch.Tensor | None = None,
+    evaluate: Callable[[int], float] | None = None,
+    keep_best: bool = False,
+    progress: bool = True,
+    desc: str = "distill",
+) -> TrainResult:
+    """Train ``model`` for ``spec.steps`` optimiser steps on ``encoded[indices]``.
+
+    ``evaluate(step) -> quality`` runs every ``spec.eval_every`` steps and at the end; with
+    ``keep_best`` the weights of the best evaluation are restored at the end.
+    """
+    torch.manual_seed(spec.seed)
+    device = resolve_device(spec.device)
+    model.to(device).train()
+    loss_fn.to(device).train()
+    needs = getattr(loss_fn, "needs", frozenset())
+    want_hidden, want_attn = "hidden" in needs, "attentions" in needs
+    params = list(model.named_parameters()) + [(f"loss.{n}", p) for n, p in loss_fn.named_parameters()]
+    optimizer = torch.optim.AdamW(_param_groups(params, spec.weight_decay), lr=spec.lr)
+    warmup = int(spec.warmup_ratio * spec.steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (spec.steps - step) / max(1, spec.steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    trainable = [p for _, p in params if p.requires_grad]
+    id_map = token_id_map.to(device) if token_id_map is not None else None
+    result = TrainResult(steps=0, seconds=0.0)
+    best_state: dict[str, torch.Tensor] | None = None
+    batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed)
+    start = time.perf_counter()
+    bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for step in range(1, spec.steps + 1):
+            idx = next(batches)
+            batch = collate(encoded, idx, pad_id)
+            targets = teacher.targets(idx, batch, device) if teacher is not None else {}
+            inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
+            if id_map is not None:
+                inputs["input_ids"] = id_map[inputs["input_ids"]]
+            with autocast(device, spec.bf16):
+                out = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
+                dbatch = DistillBatch(
+                    labels=batch["labels"].to(device),
+                    attention_mask=inputs["attention_mask"],
+                    student_logits=out.logits,
+                    student_hidden=out.hidden_states if want_hidden else None,
+                    student_attentions=out.attentions if want_attn else None,
+                    layer_map=list(layer_map or []),
+                    temperature=temperature,
+                    **targets,
+                )
+                loss, parts = loss_fn(dbatch)
+            if not torch.isfinite(loss):
+                bad = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
+                raise TrainingError(
+                    f"The loss became {float(loss)} at step {step} of {desc} ({bad}). Lower 'distill.lr' "
+                    "or the loss weights, or raise 'distill.max_grad_norm' clipping."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, spec.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            if hasattr(loss_fn, "step_end"):
+                loss_fn.step_end(step)
+            result.steps = step
+            result.history.append({"step": step, "loss": float(loss), **parts})
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            at_eval = spec.eval_every is not None and step % spec.eval_every == 0
+            if evaluate is not None and (at_eval or step == spec.steps):
+                model.eval()
+                quality = float(evaluate(step))
+                model.train()
+                result.evals.append((step, quality))
+                if result.best_quality is None or quality > result.best_quality:
+                    result.best_quality, result.best_step = quality, step
+                    if keep_best:
+                        best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+    except StopTraining:
+        result.stopped_early = True
+    finally:
+        bar.close()
+        result.seconds = time.perf_counter() - start
+        model.eval()
+    if hasattr(loss_fn, "weight_history"):
+        result.weights = loss_fn.weight_history()
+    if keep_best and best_state is not None and result.best_step != result.steps:
+        model.load_state_dict(best_state)
+    return result

@@ -1,0 +1,50 @@
+"""Where the teacher's targets for a batch come from: the cache (the normal path) or a live
+teacher forward pass (for comparison in benchmarks, and for data that is not cached)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from autodistill.teacher.cache import TeacherOutputs
+
+
+class TeacherSignal(Protocol):
+    def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]: ...
+
+
+class CachedTeacher:
+    def __init__(self, outputs: TeacherOutputs, split: str = "train") -> None:
+        self.outputs = outputs
+        self.split = split
+
+    def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
+        return self.outputs.batch(self.split, indices, batch["input_ids"].shape[1], device)
+
+
+class LiveTeacher:
+    """Runs the teacher on each batch (``batch`` holds the teacher's own token ids)."""
+
+    def __init__(self, model: torch.nn.Module, hidden: list[int] = (), attention: list[int] = (), label_order: list[int] | None = None) -> None:
+        self.model = model.eval()
+        self.hidden = list(hidden)
+        self.attention = list(attention)
+        self.label_order = label_order
+
+    @torch.no_grad()
+    def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
+        self.model.to(device)
+        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        out = self.model(**inputs, output_hidden_states=bool(self.hidden), output_attentions=bool(self.attention))
+        logits = out.logits.float()
+        if self.label_order is not None:
+            logits = logits[:, self.label_order]
+        res: dict[str, Any] = {"teacher_logits": logits}
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        if self.hidden:
+            res["teacher_hidden"] = {j: out.hidden_states[j].float() * mask for j in self.hidden}
+        if self.attention:
+            res["teacher_attentions"] = {j: out.attentions[j].float() for j in self.attention}
+        return res
