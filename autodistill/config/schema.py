@@ -126,6 +126,11 @@ def convert(tp: Any, value: Any, path: str, source: str = "") -> Any:
         vt = args[1] if args else Any
         return {str(k): convert(vt, v, _join(path, str(k)), source) for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, f"must be a number. Got {value!r} instead.", source)
         return float(value)
