@@ -1,0 +1,79 @@
+"""Tiny in-process models, tokenizers and data shared by tests (no hub, no network)."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun", "warm", "bright"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "sad", "cold", "grim"]
+NEUTRAL = ["the", "a", "movie", "film", "plot", "was", "is", "and", "very", "actor", "story", "it"]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIALS + POSITIVE + NEGATIVE + NEUTRAL + list("abcdefghijklmnopqrstuvwxyz")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+
+
+def tiny_bert_config(num_labels: int = 2, layers: int = 4, vocab_size: int = 64):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64, num_labels=num_labels,
+    )
+
+
+def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """A learnable toy task: the label is the polarity of the one sentiment word."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        word = rng.choice(POSITIVE if label == "positive" else NEGATIVE)
+        words = rng.sample(NEUTRAL, rng.randint(2, 8)) + [word]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+def tiny_backbone_dir(folder: Path, layers: int = 4) -> Path:
+    """A BertModel backbone folder (not a classifier) with its tokenizer, like MiniLM."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    tok = tiny_tokenizer(folder)
+    model = BertModel(tiny_bert_config(layers=layers, vocab_size=len(tok)))
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def tiny_classifier_dir(folder: Path, labels: tuple[str, ...] = ("negative", "positive"), layers: int = 4) -> Path:
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tok = tiny_tokenizer(folder)
+    cfg = tiny_bert_config(num_labels=len(labels), layers=layers, vocab_size=len(tok))
+    cfg.id2label = dict(enumerate(labels))
+    cfg.label2id = {n: i for i, n in enumerate(labels)}
+    model = BertForSequenceClassification(cfg)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
