@@ -102,7 +102,7 @@ def _with_list_defaults(data: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read, override and validate. Any error names the key and the file."""
     data = read_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else ""
+    source = f"config {str(path)!r}" if path is not None else ""
     if overrides:
         data = apply_overrides(_with_list_defaults(data), overrides)
     return parse(RunConfig, data, "", source)

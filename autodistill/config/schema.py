@@ -37,7 +37,7 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _fail(path: str, message: str, source: str) -> ConfigError:
-    where = f" of config {source!r}" if source else ""
+    where = f" of {source}" if source else ""
     return ConfigError(f"The {path!r} parameter{where} {message}")
 
 
