@@ -34,11 +34,13 @@ class BuildContext:
         ``attention_mask``, ``labels`` and, where available, ``teacher_logits``).
     token_counts: how often each teacher token id occurs in the training data (numpy int64).
     special_token_ids: ids that must always be kept (pad, unk, cls, sep, mask).
+    unk_token_id: the teacher tokenizer's unknown-token id (vocabulary pruning maps dropped ids to it).
     """
 
     calibration: list[dict[str, Any]] | None = None
     token_counts: Any = None
     special_token_ids: tuple[int, ...] = ()
+    unk_token_id: int | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
