@@ -45,7 +45,8 @@ def kept_token_ids(shape: ModelShape, options: VocabOptions, ctx: BuildContext) 
     """Sorted teacher ids to keep. Cheap (one pass over the counts), so ``plan`` can call it."""
     if ctx.token_counts is None:
         raise ConfigError(
-            "The 'vocab' transform needs the training data's token counts (BuildContext.token_counts). Got None instead."
+            "The 'vocab' transform needs the training data's token counts (BuildContext.token_counts). "
+            "Got None instead."
         )
     counts = np.asarray(ctx.token_counts).reshape(-1)
     if len(counts) != shape.vocab:

@@ -48,7 +48,8 @@ def context(tok: BertTokenizer, texts: list[str]) -> BuildContext:
     counts = np.zeros(len(tok), dtype=np.int64)
     for ids in tok(texts).input_ids:
         np.add.at(counts, ids, 1)
-    return BuildContext(token_counts=counts, special_token_ids=tuple(tok.all_special_ids), unk_token_id=tok.unk_token_id)
+    specials = tuple(tok.all_special_ids)
+    return BuildContext(token_counts=counts, special_token_ids=specials, unk_token_id=tok.unk_token_id)
 
 
 def test_plan_resolve_apply_gives_a_smaller_stock_model(tmp_path: Path) -> None:
