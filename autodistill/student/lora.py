@@ -84,9 +84,11 @@ class Lora(Transform):
             return get_peft_model(model, config)
         except ValueError as err:  # peft: no module matched, or a module type it cannot adapt
             names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            reason = str(err).split("\n", 1)[0]  # peft's message may go on with a module's repr
             raise ConfigError(
-                f"The 'lora.target_modules' parameter must name Linear modules of the student "
-                f"(for example {', '.join(names)}). Got {list(resolved['target_modules'])} instead ({err})."
+                f"The 'lora.target_modules' parameter must name Linear modules of the student (for example "
+                f"{', '.join(n for n in names if n != 'classifier')}; a low-rank factored layer has 'NAME.down' and "
+                f"'NAME.up'). Got {list(resolved['target_modules'])} instead (peft: {reason})."
             ) from None
 
     def unwrap(self, model: Any, resolved: dict[str, Any]) -> Any:
