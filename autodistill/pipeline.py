@@ -82,6 +82,7 @@ class Prepared:
                 calibration=batches,
                 token_counts=token_counts(enc, len(tok)),
                 special_token_ids=tuple(sorted(set(tok.all_special_ids))),
+                unk_token_id=tok.unk_token_id,
                 seed=self.cfg.seed,
             )
         return self._ctx

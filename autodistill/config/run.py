@@ -163,6 +163,74 @@ class EvaluateConfig:
         require(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
 
 
+OBJECTIVES = ("quality", "parameters", "latency", "size")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """Early stopping of hopeless trials: below the median of finished trials of similar size
+    (same log2-parameter bucket) at the same checkpoint."""
+
+    enabled: bool = True
+    min_trials: int = 5
+    bucket_log2_width: float = 1.0
+    checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        require(self.min_trials >= 1, "min_trials", "must be >= 1", self.min_trials)
+        require(self.bucket_log2_width > 0, "bucket_log2_width", "must be > 0", self.bucket_log2_width)
+        require(self.checkpoints >= 1, "checkpoints", "must be >= 1", self.checkpoints)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    space: str = "default"
+    n_trials: int = 12
+    timeout: float | None = None
+    trial_timeout: float | None = None
+    objectives: list[str] = field(default_factory=lambda: ["quality", "parameters"])
+    sampler: str = "tpe"
+    startup_trials: int = 5
+    storage: str | None = None
+    study_name: str | None = None
+    max_refusals_per_trial: int = 20
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+
+    def __post_init__(self) -> None:
+        require(self.n_trials >= 1, "n_trials", "must be >= 1", self.n_trials)
+        require(self.timeout is None or self.timeout > 0, "timeout", "must be > 0", self.timeout)
+        require(self.trial_timeout is None or self.trial_timeout > 0, "trial_timeout", "must be > 0", self.trial_timeout)
+        require(self.sampler in SAMPLERS, "sampler", f"must be one of {', '.join(SAMPLERS)}", self.sampler)
+        require(self.startup_trials >= 0, "startup_trials", "must be >= 0", self.startup_trials)
+        require(self.max_refusals_per_trial >= 1, "max_refusals_per_trial", "must be >= 1", self.max_refusals_per_trial)
+        ok = len(self.objectives) >= 1 and self.objectives[0] == "quality" and set(self.objectives) <= set(OBJECTIVES)
+        require(ok, "objectives", f"must start with 'quality' and use only {', '.join(OBJECTIVES)}", self.objectives)
+        require(len(set(self.objectives)) == len(self.objectives), "objectives", "must not repeat", self.objectives)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """Hard limits on the student. Parameters means the total count."""
+
+    max_parameters: int | None = None
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+    max_memory_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("max_parameters", "max_latency_ms", "max_size_mb", "max_memory_mb"):
+            v = getattr(self, key)
+            require(v is None or v > 0, key, "must be > 0", v)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "autodistill"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     task: str = "sequence-classification"
@@ -173,6 +241,9 @@ class RunConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
         require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
