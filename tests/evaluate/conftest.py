@@ -5,8 +5,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 
-def tiny_bert_config(**overrides) -> BertConfig:
-    base = dict(
+@pytest.fixture
+def bert_config() -> BertConfig:
+    return BertConfig(
         vocab_size=99,
         hidden_size=32,
         num_hidden_layers=2,
@@ -15,10 +16,9 @@ def tiny_bert_config(**overrides) -> BertConfig:
         max_position_embeddings=64,
         num_labels=3,
     )
-    return BertConfig(**{**base, **overrides})
 
 
 @pytest.fixture
-def tiny_bert() -> BertForSequenceClassification:
+def tiny_bert(bert_config: BertConfig) -> BertForSequenceClassification:
     torch.manual_seed(0)
-    return BertForSequenceClassification(tiny_bert_config())
+    return BertForSequenceClassification(bert_config)

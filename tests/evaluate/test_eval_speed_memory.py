@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autodistill.evaluate import latency_ratio, measure_latency, peak_memory, peak_memory_mb
+
+
+def test_latency_is_positive_finite_per_batch_size_and_restores_state(tiny_bert):
+    before = torch.get_num_threads()
+    pinned = 2 if before == 1 else 1
+    seen: list[tuple[int, int, int]] = []
+
+    def batch_fn(batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
+        seen.append((batch_size, seq_len, torch.get_num_threads()))
+        ids = torch.randint(0, 99, (batch_size, seq_len))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.zeros(batch_size)}
+
+    tiny_bert.train()
+    out = measure_latency(tiny_bert, batch_fn, batch_sizes=(1, 4), seq_len=16, threads=pinned, warmup=1, repeats=3)
+    assert set(out) == {"latency_ms_b1", "latency_ms_b4"}
+    assert all(math.isfinite(v) and v > 0 for v in out.values())
+    assert seen == [(1, 16, pinned), (4, 16, pinned)]  # inputs made while the threads were pinned
+    assert torch.get_num_threads() == before
+    assert tiny_bert.training
+
+
+def test_latency_default_inputs_are_in_the_vocab(tiny_bert):
+    # a token id outside the vocab would raise an IndexError in the embedding
+    out = measure_latency(tiny_bert, batch_sizes=(2,), seq_len=8, warmup=0, repeats=3)
+    assert list(out) == ["latency_ms_b2"] and out["latency_ms_b2"] > 0
+
+
+def test_latency_rejects_bad_settings(tiny_bert):
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        measure_latency(tiny_bert, repeats=0)
+
+
+def test_latency_ratio():
+    student = {"latency_ms_b1": 2.0, "latency_ms_b32": 10.0, "latency_ms_b8": 1.0}
+    teacher = {"latency_ms_b1": 4.0, "latency_ms_b32": 50.0}
+    assert latency_ratio(student, teacher) == {"speedup_b1": 2.0, "speedup_b32": 5.0}
+
+
+class Allocates(nn.Module):
+    """Allocates exactly ``batch * MB_PER_ROW`` MB of float32 in its forward, and nothing else big."""
+
+    FLOATS_PER_ROW = 250_000  # 1 MB
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Cfg", (), {"vocab_size": 10})()
+        self.scale = nn.Parameter(torch.ones(1000))  # 4 KB of weights
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        big = torch.ones(input_ids.shape[0], self.FLOATS_PER_ROW)
+        return big.sum(dim=1) * self.scale[0]
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_peak_memory_counts_a_known_allocation(batch):
+    out = peak_memory(Allocates(), batch, 8)
+    assert out["weights"] == pytest.approx(0.004)
+    assert out["inputs"] == pytest.approx(2 * batch * 8 * 8 / 1e6)  # ids and mask, int64
+    assert out["activations"] == pytest.approx(batch * 1.0, rel=0.01)
+    assert out["peak"] == pytest.approx(out["weights"] + out["inputs"] + out["activations"])
+
+
+def test_peak_memory_grows_with_batch_size(tiny_bert):
+    small, large = peak_memory(tiny_bert, 1, 32), peak_memory(tiny_bert, 8, 32)
+    assert small["weights"] == large["weights"] == pytest.approx(
+        sum(t.numel() * t.element_size() for t in [*tiny_bert.parameters(), *tiny_bert.buffers()]) / 1e6
+    )
+    # Activations scale with the batch: at least the attention scores [B, heads, L, L] fp32 are live.
+    assert large["activations"] >= 8 * 4 * 32 * 32 * 4 / 1e6
+    assert large["activations"] > 4 * small["activations"] > 0
+    assert peak_memory_mb(tiny_bert, 8, 32) == pytest.approx(large["peak"])
