@@ -1,0 +1,74 @@
+"""The weighting extension point: a scheme turns K per-unit loss values (one per mapped layer of
+each per-layer term, or one per term with ``scope: all``) into K weighted values.
+
+Weights are positive, finite and start at 1 (mean 1 for the normalised schemes), so switching
+scheme does not change the scale of the total loss at the start of training. The composite loss
+calls ``combine`` in each forward, ``observe`` with the detached values of training forwards, and
+``step_end`` once per optimiser step (several forwards may feed one step under accumulation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from autodistill.config.schema import parse
+from autodistill.registry import Registry
+
+KEY = "distill.loss.weighting"
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """For schemes that take no options."""
+
+
+class WeightingScheme(nn.Module):
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, units: list[str], *, key: str = KEY, **options: Any) -> None:
+        super().__init__()
+        self.units = list(units)
+        self.key = key
+        self.options = parse(self.Options, options, path=key)
+        self._sum = torch.zeros(len(self.units), dtype=torch.float64)
+        self._count = 0
+
+    def weights(self) -> torch.Tensor:
+        """Current weights ``[K]`` (detached, float32, CPU)."""
+        return torch.ones(len(self.units))
+
+    def combine(self, losses: torch.Tensor) -> torch.Tensor:
+        """Weighted per-unit values ``[K]``; differentiable in ``losses`` (and in learned weights)."""
+        return self.weights().to(losses) * losses
+
+    def observe(self, losses: torch.Tensor) -> None:
+        """Record the detached per-unit values of one training forward."""
+        self._sum += losses.detach().to("cpu", torch.float64)
+        self._count += 1
+
+    def step_end(self, step: int) -> None:
+        """Fold the values observed since the last step into the scheme's state."""
+        if self._count:
+            self.update(step, (self._sum / self._count).to(torch.float32))
+        self._sum.zero_()
+        self._count = 0
+
+    def update(self, step: int, losses: torch.Tensor) -> None:
+        """Adaptive schemes move their weights here, from the step's mean per-unit losses."""
+
+
+WEIGHTINGS: Registry[type[WeightingScheme]] = Registry("weighting scheme")
+
+
+def register(cls: type[WeightingScheme]) -> type[WeightingScheme]:
+    return WEIGHTINGS.register(cls.name)(cls)
+
+
+def normalised(scores: torch.Tensor) -> torch.Tensor:
+    """``K * softmax(scores)``: positive weights with mean 1."""
+    return scores.numel() * torch.softmax(scores, dim=0)
