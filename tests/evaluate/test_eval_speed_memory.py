@@ -56,13 +56,17 @@ class Allocates(nn.Module):
         self.scale = nn.Parameter(torch.ones(1000))  # 4 KB of weights
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        big = torch.ones(input_ids.shape[0], self.FLOATS_PER_ROW)
+        big = torch.ones(input_ids.shape[0], self.FLOATS_PER_ROW, device=input_ids.device)
         return big.sum(dim=1) * self.scale[0]
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("batch", [1, 4])
-def test_peak_memory_counts_a_known_allocation(batch):
-    out = peak_memory(Allocates(), batch, 8)
+def test_peak_memory_counts_a_known_allocation(batch, device):
+    out = peak_memory(Allocates().to(device), batch, 8)
     assert out["weights"] == pytest.approx(0.004)
     assert out["inputs"] == pytest.approx(2 * batch * 8 * 8 / 1e6)  # ids and mask, int64
     assert out["activations"] == pytest.approx(batch * 1.0, rel=0.01)
