@@ -165,7 +165,7 @@ def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.
 
 def distill_student(
     prep: Prepared, student: StudentSpec, loss: LossSpec, spec: TrainSpec | None = None,
-    indices: np.ndarray | None = None, evaluate: Any = None,
+    indices: np.ndarray | None = None, evaluate: Any = None, keep_best: bool | None = None,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
 
@@ -201,7 +201,7 @@ def distill_student(
     result = train(
         model, loss_fn, prep.encoded["train"], indices, spec, prep.pad_id, teacher=CachedTeacher(outputs),
         layer_map=layer_map, temperature=loss.temperature, token_id_map=id_map, evaluate=on_eval,
-        keep_best=cfg.distill.mode == "full", progress=prep.progress,
+        keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best, progress=prep.progress,
     )
     model.to("cpu")
     validation = student_quality(prep, model, "validation", id_map)

@@ -1,0 +1,110 @@
+"""The Optuna side of the search: storage, sampler, resume checks and stale trials.
+
+Optuna stays here and in controller.py; everything else sees plain values.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autodistill.config.run import RunConfig
+from autodistill.errors import ConfigError
+from autodistill.fingerprint import hash_json
+
+WORKER_ATTR = "worker"
+
+
+def default_storage(output_dir: str | Path) -> str:
+    return f"sqlite:///{Path(output_dir).resolve() / 'study.db'}"
+
+
+def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
+    s, seed, startup = cfg.search.sampler, cfg.seed, cfg.search.startup_trials
+    if s == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
+    if s == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, startup))
+    if s == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def directions(objectives: list[str]) -> list[str]:
+    return ["maximize" if o == "quality" else "minimize" for o in objectives]
+
+
+def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, data_fp: str) -> dict[str, Any]:
+    """What must match for a study to be continued."""
+    return {
+        "objectives": list(cfg.search.objectives),
+        "space": hash_json(space_dict)[:16],
+        "teacher": teacher_fp[:16],
+        "data": data_fp[:16],
+    }
+
+
+def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]) -> optuna.Study:
+    """Create the study, or continue it after checking it was made for the same search."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage.startswith("sqlite:///"):
+        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=directions(cfg.search.objectives),
+        sampler=make_sampler(cfg), load_if_exists=True,
+    )
+    old = study.user_attrs.get("identity")
+    if old is None:
+        study.set_user_attr("identity", identity)
+        return study
+    for key in ("objectives", "space", "teacher", "data"):
+        if old.get(key) != identity.get(key):
+            what = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}[key]
+            raise ConfigError(
+                f"The study {name!r} in {storage} was made with a different {what} ({key}: {old.get(key)!r}, "
+                f"now {identity.get(key)!r}). Continue it with the same settings, or start a new one with "
+                "--study-name or another output_dir."
+            )
+    return study
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials whose worker process on this host is gone (a killed run)."""
+    host = socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get(WORKER_ATTR, "")
+        w_host, _, pid = worker.rpartition(":")
+        if not worker or (w_host == host and pid.isdigit() and not _alive(int(pid))):
+            study.tell(t.number, state=TrialState.FAIL)
+            failed.append(t.number)
+    return failed
+
+
+def trained_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that trained a student (complete or pruned), not the refused ones."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("trained")]
+
+
+def feasible(t: optuna.trial.FrozenTrial) -> bool:
+    return all(v <= 0 for v in (t.constraints or {}).values())

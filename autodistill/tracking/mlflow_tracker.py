@@ -1,0 +1,120 @@
+"""The only code that imports mlflow: one parent run per study, one nested run per trial, the
+Pareto tag kept current, and the front (CSV, JSON, PNG) on the parent run."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+ROLE, STUDY = "autodistill.role", "autodistill.study"
+TRIAL, PARETO = "autodistill.trial", "autodistill.pareto"
+
+
+def default_uri(output_dir: str | Path) -> str:
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def _flat(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = str(obj)[:6000]
+    return out
+
+
+class Tracker:
+    """MLflow runs for one study. ``uri`` is any tracking URI; SQLite in the output dir by default."""
+
+    def __init__(self, uri: str, experiment: str, study_name: str, artifact_dir: str | Path) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        warnings.filterwarnings("ignore", module="mlflow")
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        self.uri = uri
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = Path(artifact_dir).resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = exp.experiment_id
+        self.study_name = study_name
+        self.parent_id = self._parent()
+
+    def _parent(self) -> str:
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{self.study_name}'"
+        )
+        if found:
+            run_id = found[0].info.run_id
+            if found[0].info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=f"study {self.study_name}", tags={ROLE: "study", STUDY: self.study_name})
+        return run.info.run_id
+
+    def fail_stale(self) -> int:
+        """End as FAILED the trial runs a killed process left RUNNING."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"
+        )
+        for r in runs:
+            self.client.set_terminated(r.info.run_id, status="FAILED")
+        return len(runs)
+
+    def log_study(self, params: dict[str, Any]) -> None:
+        existing = self.client.get_run(self.parent_id).data.params
+        flat = {k: v for k, v in _flat("", params, {}).items() if k not in existing}
+        self._log_params(self.parent_id, flat)
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k[:250], v) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def start_trial(self, number: int, params: dict[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"trial {number}",
+            tags={"mlflow.parentRunId": self.parent_id, ROLE: "trial", STUDY: self.study_name, TRIAL: str(number), PARETO: "false"},
+        )
+        self._log_params(run.info.run_id, _flat("", params, {}))
+        return run.info.run_id
+
+    def log_history(self, run_id: str, history: list[dict[str, float]], weights: list[dict[str, float]]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = []
+        for row in history:
+            step = int(row.get("step", 0))
+            metrics += [Metric(f"train.{k}", float(v), 0, step) for k, v in row.items() if k != "step"]
+        for i, row in enumerate(weights):
+            metrics += [Metric(f"weight.{k}", float(v), 0, i + 1) for k, v in row.items()]
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+    def finish_trial(self, run_id: str, metrics: dict[str, float], resolved: dict[str, Any] | None, status: str) -> None:
+        from mlflow.entities import Metric
+
+        items = [Metric(k, float(v), 0, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+        if resolved is not None:
+            self.client.log_text(run_id, json.dumps(resolved, indent=2), "resolved_student.json")
+        self.client.set_terminated(run_id, status=status)
+
+    def mark_front(self, run_ids_on_front: set[str], all_run_ids: list[str]) -> None:
+        for rid in all_run_ids:
+            self.client.set_tag(rid, PARETO, "true" if rid in run_ids_on_front else "false")
+
+    def log_front_files(self, files: list[Path]) -> None:
+        for f in files:
+            self.client.log_artifact(self.parent_id, str(f), artifact_path="pareto")
+
+    def end_study(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_id, status=status)
