@@ -67,6 +67,74 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _front_table(front: list[dict], objectives: list[str]) -> None:
+    head = f"{'trial':>6}" + "".join(f"{o:>14}" for o in objectives) + f"{'val acc':>10}{'param ratio':>13}"
+    print(head)
+    for r in front:
+        vals = "".join(
+            f"{r['objectives'][o]:>14,.0f}" if o == "parameters" else f"{r['objectives'][o]:>14.4f}" for o in objectives
+        )
+        m = r.get("metrics", {})
+        print(f"{r['number']:>6}{vals}{m.get('accuracy', float('nan')):>10.4f}{m.get('parameter_ratio', float('nan')):>13.3f}")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from autodistill.controller import plan
+
+    out = plan(_load(args), progress=not args.quiet)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"search space {out['space']!r}: {out['space_size']:.3g} points; proxy {out['proxy_steps']} steps on "
+          f"{out['proxy_examples']} examples")
+    print(f"study {out['study_name']!r} in {out['storage']}")
+    print(f"teacher: {out['teacher_parameters']:,} parameters; teacher-output cache {out['cache_mb']:.1f} MB at {out['cache_folder']}")
+    print(f"students (of {out['sampled_points']} sampled): {out['predicted_parameters_min']:,} to "
+          f"{out['predicted_parameters_max']:,} parameters; {100 * out['predicted_refused_fraction']:.0f}% would be refused by the budget")
+    print("budget feasible" if out["budget_feasible"] else "budget NOT feasible: no sampled student meets it")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autodistill.controller import Search
+
+    cfg = _load(args)
+    out = Search(cfg, storage=args.storage, study_name=args.study_name, progress=not args.quiet).run(args.n_trials, args.timeout)
+    print(f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
+          f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)")
+    _front_table(out["front"], out["objectives"])
+    return 0
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodistill.controller import setup
+    from autodistill.search.front import pareto_front, write_front
+    from autodistill.search.study import open_existing
+
+    cfg = _load(args)
+    s = setup(cfg, args.storage, args.study_name)
+    study = open_existing(s.storage, s.study_name)
+    objectives = list(cfg.search.objectives)
+    write_front(study, objectives, Path(cfg.output_dir))
+    front = pareto_front(study, objectives)
+    print(f"study {s.study_name!r}: {len(front)} on the front; wrote pareto.json, pareto.csv, pareto.png to {cfg.output_dir}")
+    _front_table(front, objectives)
+    return 0
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in output_dir)")
+    p.add_argument("--study-name", default=None, help="study name (default: output_dir's name)")
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    _study_args(p)
+    p.add_argument("--n-trials", type=int, default=None, help="the study's total of trained trials (not an increment)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="run config (YAML)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -87,6 +155,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[ar
             p.add_argument("--json", action="store_true", help="print JSON"),
         ),
     ),
+    "plan": (cmd_plan, "what a search would do: space size, cache size, feasible budgets (no training)",
+             lambda p: p.add_argument("--json", action="store_true", help="print JSON")),
+    "search": (cmd_search, "search students and loss mixtures; running it again continues the study", _search_args),
+    "pareto": (cmd_pareto, "print the study's Pareto front and write pareto.json/.csv/.png", _study_args),
 }
 
 

@@ -108,3 +108,11 @@ def trained_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def feasible(t: optuna.trial.FrozenTrial) -> bool:
     return all(v <= 0 for v in (t.constraints or {}).values())
+
+
+def open_existing(storage: str, name: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ConfigError(f"No study named {name!r} in {storage}. Run `autodistill search CONFIG` first.") from None
