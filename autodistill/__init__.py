@@ -7,3 +7,8 @@ classes, so students that no stock config describes load with ``from_pretrained`
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+try:  # registers autodistill_bert with the transformers Auto classes; config code works without torch
+    from autodistill.student import arch as _arch  # noqa: F401
+except ImportError:  # pragma: no cover - torch/transformers not installed
+    pass

@@ -11,13 +11,17 @@ and a built student can be rebuilt exactly without recomputing data-dependent ch
    the record. ``build.py`` composes the steps and builds the final model from shape + state.
 
 Transforms that act on training rather than on weights (LoRA) override ``wrap`` / ``unwrap``.
+
+Checks on options that need the shape (a layer index out of range, a rank too large) raise
+``autodistill.config.schema.Invalid(key, message)`` from ``plan``; ``build.py`` turns that into a
+ConfigError naming ``student.transforms[i].<key>``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from autodistill.registry import Registry
 from autodistill.student.shape import ModelShape
@@ -55,6 +59,20 @@ class Transform(ABC):
     Options: ClassVar[type] = NoOptions
     # does resolve() need the intermediate model built? (importance scores do; index rules don't)
     needs_model: ClassVar[bool] = False
+    # a small valid options dict for the tiny test BERT (hidden 32, 4 heads, 4 layers, ffn 64,
+    # vocab 99): the contract tests build every registered transform with it
+    example_options: ClassVar[dict[str, Any]] = {}
+
+    def wants_model(self, options: Any) -> bool:
+        """Does ``resolve`` need the intermediate model for these options? Default: ``needs_model``."""
+        return self.needs_model
+
+    def plan_exactness(self, options: Any) -> Literal["exact", "count", "bound"]:
+        """How far ``plan`` can be trusted before data is seen. "exact": the shape is what
+        ``apply`` produces. "count": the parameter count is exact but the per-layer split is
+        data-dependent (a global pruning ratio). "bound": the count is an upper bound (a rank
+        chosen by an energy ratio). A stock architecture can only be promised for "exact"."""
+        return "exact"
 
     @abstractmethod
     def plan(self, shape: ModelShape, options: Any, ctx: BuildContext) -> ModelShape: ...

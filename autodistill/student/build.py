@@ -1,0 +1,257 @@
+"""Compose the transforms of a StudentSpec: plan (price it), resolve + apply (build it), record it.
+
+``predict_parameters`` folds ``plan`` only. ``build_student`` runs each transform's
+``resolve`` (data-dependent choices) and ``apply`` (a pure state-dict edit) in order, then builds
+the final model once. The record it returns (``StudentBuild.resolved``) is JSON-able and
+``rebuild_student`` rebuilds the identical student from it and the teacher alone, without data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.config.schema import Invalid, parse
+from autodistill.errors import ConfigError
+from autodistill.registry import RegistryError
+from autodistill.specs import Step, StudentSpec
+from autodistill.student import load_transforms
+from autodistill.student.arch import build_model, is_stock, shape_from_config
+from autodistill.student.base import TRANSFORMS, BuildContext, Transform
+from autodistill.student.shape import ModelShape
+
+load_transforms()
+
+RECORD_FILE = "autodistill_student.json"
+RECORD_VERSION = 1
+
+
+@dataclass
+class _Step:
+    index: int
+    step: Step
+    transform: Transform
+    options: Any
+
+    @property
+    def path(self) -> str:
+        return f"student.transforms[{self.index}]"
+
+
+def _parse_steps(steps: tuple[Step, ...] | list[Step]) -> list[_Step]:
+    out = []
+    for i, step in enumerate(steps):
+        try:
+            cls = TRANSFORMS.get(step.name)
+        except RegistryError as err:
+            raise ConfigError(f"The 'student.transforms[{i}].name' parameter is wrong: {err}") from None
+        options = parse(cls.Options, dict(step.options), path=f"student.transforms[{i}]")
+        out.append(_Step(i, step, cls(), options))
+    return out
+
+
+def _invalid(step: _Step, err: Invalid) -> ConfigError:
+    return ConfigError(f"The '{step.path}.{err.key}' parameter ({step.step.name}) {err.message}")
+
+
+def _plan(shape: ModelShape, steps: list[_Step], ctx: BuildContext) -> tuple[ModelShape, str]:
+    exactness = "exact"
+    rank = {"exact": 0, "count": 1, "bound": 2}
+    for s in steps:
+        try:
+            shape = s.transform.plan(shape, s.options, ctx)
+        except Invalid as err:
+            raise _invalid(s, err) from None
+        e = s.transform.plan_exactness(s.options)
+        exactness = e if rank[e] > rank[exactness] else exactness
+    return shape, exactness
+
+
+def plan_student(
+    teacher_shape: ModelShape, spec: StudentSpec, ctx: BuildContext | None = None
+) -> tuple[ModelShape, str]:
+    """The planned student shape and how exact it is ("exact", "count" or "bound"; see
+    ``Transform.plan_exactness``). Builds nothing."""
+    return _plan(teacher_shape, _parse_steps(spec.transforms), ctx or BuildContext())
+
+
+def predict_parameters(teacher_shape: ModelShape, spec: StudentSpec, ctx: BuildContext | None = None) -> int:
+    """The student's total parameter count, before any weight is touched (an upper bound when a
+    transform's plan is only a bound, e.g. low-rank by energy)."""
+    return plan_student(teacher_shape, spec, ctx)[0].num_parameters()
+
+
+def _check_stock(spec: StudentSpec, shape: ModelShape, exactness: str) -> None:
+    if not spec.require_stock_architecture:
+        return
+    if not is_stock(shape) or exactness != "exact":
+        why = "a per-layer split decided by data" if is_stock(shape) else _why_not_stock(shape)
+        raise ConfigError(
+            "The 'student.require_stock_architecture' parameter is true, but the planned student needs "
+            f"autodistill's registered architecture ({why}). Use transforms that keep one heads/FFN width "
+            "for all layers with heads * head_dim == hidden and no low-rank factors (depth, per-layer ffn, "
+            "vocab), or set student.require_stock_architecture: false."
+        )
+
+
+def _why_not_stock(shape: ModelShape) -> str:
+    if shape.embedding_rank is not None:
+        return "a factored word embedding"
+    if any(layer.ranks for layer in shape.layers):
+        return "low-rank factors"
+    if not shape.is_uniform():
+        return "per-layer widths"
+    return f"heads * head_dim = {shape.layers[0].attn_dim} differs from hidden {shape.hidden}"
+
+
+@dataclass
+class StudentBuild:
+    """A built student: the model ready to train (``wrap`` applied), its shape and its record."""
+
+    model: Any
+    shape: ModelShape
+    resolved: dict[str, Any]
+    token_id_map: np.ndarray | None
+    _steps: list[_Step]
+
+    @property
+    def kind(self) -> str:
+        return self.resolved["kind"]
+
+    def num_parameters(self) -> int:
+        return self.shape.num_parameters()
+
+    def export_model(self) -> Any:
+        """The plain Hugging Face model to save (``unwrap`` applied in reverse order)."""
+        model = self.model
+        for s, rec in reversed(list(zip(self._steps, self.resolved["transforms"]))):
+            model = s.transform.unwrap(model, rec["resolved"])
+        return model
+
+    def remap_tokenizer(self, tokenizer: Any) -> Any:
+        for s, rec in zip(self._steps, self.resolved["transforms"]):
+            tokenizer = s.transform.remap_tokenizer(tokenizer, rec["resolved"])
+        return tokenizer
+
+    def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
+        """save_pretrained (safetensors), the remapped tokenizer and ``autodistill_student.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.export_model().save_pretrained(directory)
+        if tokenizer is not None:
+            self.remap_tokenizer(tokenizer).save_pretrained(directory)
+        (directory / RECORD_FILE).write_text(json.dumps(self.resolved, indent=2, sort_keys=True))
+        return directory
+
+
+def _compose_maps(first: np.ndarray | None, second: Any) -> np.ndarray | None:
+    """teacher id -> id after both maps; negative ids (dropped tokens) stay dropped."""
+    if second is None:
+        return first
+    second = np.asarray(second, dtype=np.int64)
+    if first is None:
+        return second
+    return np.where(first >= 0, second[np.clip(first, 0, None)], first)
+
+
+def _teacher_state(teacher_model: Any) -> dict[str, torch.Tensor]:
+    # detached CPU copies: apply() may slice them and the built student must never share storage
+    # with the teacher
+    return {k: v.detach().to("cpu", copy=True) for k, v in teacher_model.state_dict().items()}
+
+
+def _finish(
+    teacher_model: Any, steps: list[_Step], records: list[dict], state: dict, shape: ModelShape, extra: dict
+) -> StudentBuild:
+    config = teacher_model.config
+    model = build_model(shape, config, state)
+    token_map = None
+    for s, rec in zip(steps, records):
+        model = s.transform.wrap(model, rec["resolved"])
+        token_map = _compose_maps(token_map, s.transform.token_id_map(rec["resolved"]))
+    resolved = {
+        "version": RECORD_VERSION,
+        "kind": "stock" if is_stock(shape) else "registered",
+        "family": shape.family,
+        "transforms": records,
+        "shape": shape.to_dict(),
+        "num_parameters": shape.num_parameters(),
+        **extra,
+    }
+    return StudentBuild(model=model, shape=shape, resolved=resolved, token_id_map=token_map, _steps=steps)
+
+
+def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | None = None) -> StudentBuild:
+    """Make the student from the teacher's weights, resolving data-dependent choices on ``ctx``."""
+    ctx = ctx or BuildContext()
+    steps = _parse_steps(spec.transforms)
+    teacher_shape = shape_from_config(teacher_model.config)
+    planned, exactness = _plan(teacher_shape, steps, ctx)
+    _check_stock(spec, planned, exactness)
+
+    state = _teacher_state(teacher_model)
+    shape = teacher_shape
+    model: Any = teacher_model  # the current intermediate model, for importance scores
+    records = []
+    for s in steps:
+        step_plan = s.transform.plan(shape, s.options, ctx)
+        if s.transform.wants_model(s.options) and model is None:
+            model = build_model(shape, teacher_model.config, state)
+        resolved = s.transform.resolve(model, shape, s.options, ctx)
+        state, shape = s.transform.apply(state, shape, resolved)
+        _check_plan(s, step_plan, shape)
+        model = None
+        records.append({"name": s.step.name, "options": dict(s.step.options), "resolved": resolved})
+    if spec.require_stock_architecture and not is_stock(shape):
+        raise ConfigError(
+            "The 'student.require_stock_architecture' parameter is true, but the built student is not "
+            f"stock ({_why_not_stock(shape)})."
+        )
+    extra = {
+        "teacher_shape": teacher_shape.to_dict(),
+        "planned_parameters": planned.num_parameters(),
+        "plan_exactness": exactness,
+        "require_stock_architecture": spec.require_stock_architecture,
+    }
+    return _finish(teacher_model, steps, records, state, shape, extra)
+
+
+def _check_plan(s: _Step, planned: ModelShape, actual: ModelShape) -> None:
+    exactness = s.transform.plan_exactness(s.options)
+    ok = {
+        "exact": planned == actual,
+        "count": planned.num_parameters() == actual.num_parameters(),
+        "bound": actual.num_parameters() <= planned.num_parameters(),
+    }[exactness]
+    if not ok:  # a transform bug, not a user error: plan() and apply() disagree
+        raise AssertionError(
+            f"Transform {s.step.name!r} ({s.path}) planned {planned.num_parameters()} parameters "
+            f"({exactness}) but produced {actual.num_parameters()}."
+        )
+
+
+def rebuild_student(teacher_model: Any, resolved: dict[str, Any]) -> StudentBuild:
+    """The identical student from its record (``StudentBuild.resolved`` or the saved JSON), without data."""
+    if resolved.get("version") != RECORD_VERSION:
+        raise ConfigError(f"Unsupported student record version {resolved.get('version')!r}; expected {RECORD_VERSION}.")
+    steps = _parse_steps([Step(r["name"], dict(r["options"])) for r in resolved["transforms"]])
+    records = [dict(r) for r in resolved["transforms"]]
+    state = _teacher_state(teacher_model)
+    shape = shape_from_config(teacher_model.config)
+    for s, rec in zip(steps, records):
+        state, shape = s.transform.apply(state, shape, rec["resolved"])
+    if shape.to_dict() != resolved["shape"]:
+        raise ConfigError("The student record does not fit this teacher: the rebuilt shape differs from the record.")
+    derived = ("version", "kind", "family", "transforms", "shape", "num_parameters")
+    extra = {k: v for k, v in resolved.items() if k not in derived}
+    return _finish(teacher_model, steps, records, state, shape, extra)
+
+
+def load_record(directory: str | Path) -> dict[str, Any]:
+    """The ``autodistill_student.json`` saved with a student."""
+    return json.loads((Path(directory) / RECORD_FILE).read_text())
