@@ -27,7 +27,7 @@ class CompositeLoss(nn.Module):
     values into ``u`` (``w * L``; ``exp(-s) L + s`` for uncertainty). With ``scope: layers``
     (default) it weights only the per-layer units; with ``scope: all`` every term's units.
     Averaging over layers keeps ``c_k`` meaning the same whatever the number of mapped layers.
-    ``log_every`` (default 10) thins ``weight_history()``.
+    ``log_every`` (default 10) thins ``weight_history()``. Both are options of every scheme.
     """
 
     def __init__(self, spec: LossSpec, dims: LossDims, layer_map: LayerMap | None = None) -> None:
@@ -51,15 +51,15 @@ class CompositeLoss(nn.Module):
             self.terms[step.name] = cls(dims, self.layer_map, key=key, **opts)
             self.term_weights[step.name] = float(weight)
 
-        w_opts: dict[str, Any] = dict(spec.weighting.options)
-        self.scope = w_opts.pop("scope", "layers")
-        self.log_every = w_opts.pop("log_every", 10)
+        try:
+            scheme_cls = WEIGHTINGS.get(spec.weighting.name)
+        except RegistryError as err:
+            raise ConfigError(f"The '{WEIGHTING_KEY}.name' parameter is wrong: {err}") from None
+        # scope decides the units, so read it before the scheme exists (parse checks it again)
+        self.scope = spec.weighting.options.get("scope", "layers")
         if self.scope not in SCOPES:
             raise ConfigError(f"The '{WEIGHTING_KEY}.scope' parameter must be one of 'layers', 'all'. "
                               f"Got {self.scope!r} instead.")
-        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 1:
-            raise ConfigError(f"The '{WEIGHTING_KEY}.log_every' parameter must be an integer >= 1. "
-                              f"Got {self.log_every!r} instead.")
         # units: (term, unit name, weighted?)
         self.units: list[tuple[str, str, bool]] = []
         for name, term in self.terms.items():
@@ -69,11 +69,8 @@ class CompositeLoss(nn.Module):
             else:
                 self.units.append((name, name, weighted))
         self.weighted_units = [u for _, u, w in self.units if w]
-        try:
-            scheme_cls = WEIGHTINGS.get(spec.weighting.name)
-        except RegistryError as err:
-            raise ConfigError(f"The '{WEIGHTING_KEY}.name' parameter is wrong: {err}") from None
-        self.scheme = scheme_cls(self.weighted_units, key=WEIGHTING_KEY, **w_opts)
+        self.scheme = scheme_cls(self.weighted_units, key=WEIGHTING_KEY, **spec.weighting.options)
+        self.log_every = self.scheme.options.log_every
         self._history: list[dict[str, float]] = []
 
     # -- what the loop and the cache need --------------------------------------------------------

@@ -10,25 +10,33 @@ calls ``combine`` in each forward, ``observe`` with the detached values of train
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from autodistill.config.schema import parse
+from autodistill.config.schema import parse, require
 from autodistill.registry import Registry
 
 KEY = "distill.loss.weighting"
 
 
 @dataclass(frozen=True)
-class NoOptions:
-    """For schemes that take no options."""
+class WeightingOptions:
+    """Options every scheme takes (read by the composite loss); schemes subclass this."""
+
+    # "layers": weight the per-layer units only; "all": every term's units (ce, kl, ... too)
+    scope: Literal["layers", "all"] = "layers"
+    # record the weights every this many optimiser steps (and at the first)
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.log_every >= 1, "log_every", "must be >= 1", self.log_every)
 
 
 class WeightingScheme(nn.Module):
     name: ClassVar[str]
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type] = WeightingOptions
 
     def __init__(self, units: list[str], *, key: str = KEY, **options: Any) -> None:
         super().__init__()

@@ -8,16 +8,17 @@ from typing import Any
 import torch
 
 from autodistill.config.schema import require
-from autodistill.weighting.base import WeightingScheme, normalised, register
+from autodistill.weighting.base import WeightingOptions, WeightingScheme, normalised, register
 
 
 @dataclass(frozen=True)
-class DWAOptions:
+class DWAOptions(WeightingOptions):
     temperature: float = 2.0
     # optimiser steps averaged into one "epoch" loss; the paper averages over a whole epoch
     window: int = 20
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.temperature > 0, "temperature", "must be > 0", self.temperature)
         require(self.window >= 1, "window", "must be >= 1", self.window)
 

@@ -8,11 +8,11 @@ from typing import Any
 import torch
 
 from autodistill.config.schema import require
-from autodistill.weighting.base import WeightingScheme, normalised, register
+from autodistill.weighting.base import WeightingOptions, WeightingScheme, normalised, register
 
 
 @dataclass(frozen=True)
-class LagOptions:
+class LagOptions(WeightingOptions):
     # sharpness: 0 gives equal weights, larger moves weight harder toward the laggards
     alpha: float = 1.0
     # smoothing of the per-step losses (exponential moving average factor)
@@ -21,6 +21,7 @@ class LagOptions:
     warmup: int = 10
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.alpha >= 0, "alpha", "must be >= 0", self.alpha)
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
         require(self.warmup >= 1, "warmup", "must be >= 1", self.warmup)

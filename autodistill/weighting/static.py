@@ -9,15 +9,16 @@ import torch
 
 from autodistill.config.schema import require
 from autodistill.errors import ConfigError
-from autodistill.weighting.base import WeightingScheme, register
+from autodistill.weighting.base import WeightingOptions, WeightingScheme, register
 
 
 @dataclass(frozen=True)
-class StaticOptions:
+class StaticOptions(WeightingOptions):
     # unit name (e.g. "hidden_mse/s2_t4") -> weight; units not named keep weight 1
     weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for unit, w in self.weights.items():
             require(w > 0 and w < float("inf"), f"weights.{unit}", "must be a finite number > 0", w)
 

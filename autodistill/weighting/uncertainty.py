@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from autodistill.config.schema import require
-from autodistill.weighting.base import WeightingScheme, register
+from autodistill.weighting.base import WeightingOptions, WeightingScheme, register
 
 
 @dataclass(frozen=True)
-class UncertaintyOptions:
+class UncertaintyOptions(WeightingOptions):
     # bound on |s_k| so weights stay in [e^-bound, e^bound]: positive and finite
     bound: float = 8.0
     # learning rate for the log-variances (the loop puts them in their own param group, no decay);
@@ -21,6 +21,7 @@ class UncertaintyOptions:
     lr: float = 0.01
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.bound > 0, "bound", "must be > 0", self.bound)
         require(self.lr > 0, "lr", "must be > 0", self.lr)
 

@@ -70,6 +70,7 @@ def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
         ([{"name": "hidden_mse"}], {"name": "static", "weights": {"hidden_mse/s1_t2": 0}},
          "distill.loss.weighting.weights.hidden_mse/s1_t2", "> 0"),
         ([{"name": "hidden_mse"}], {"name": "static", "scope": "terms"}, "distill.loss.weighting.scope", "'all'"),
+        ([{"name": "hidden_mse"}], {"name": "lag", "log_every": 0}, "distill.loss.weighting.log_every", ">= 1"),
     ],
 )
 def test_bad_options_name_the_key(terms, weighting, key, fragment):
