@@ -210,3 +210,59 @@ def linear_input_norms(
         for h in handles:
             h.remove()
     return {n: (sums[n] / max(counts[n], 1.0)).sqrt().cpu() for n in modules}
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning a keep ratio into per-layer counts, and scores into kept indices (heads and neurons).
+
+
+def ratios_per_layer(ratio: float | list[float], layers: int, key: str = "ratio") -> list[float]:
+    from autodistill.config.schema import Invalid
+
+    if isinstance(ratio, (int, float)):
+        return [float(ratio)] * layers
+    if len(ratio) != layers:
+        raise Invalid(key, f"must give one ratio per layer ({layers}). Got {len(ratio)} instead.")
+    return [float(r) for r in ratio]
+
+
+def layer_counts(sizes: list[int], ratios: list[float]) -> list[int]:
+    """Units kept per layer: ``round(ratio * size)``, at least one."""
+    return [max(1, min(n, round(r * n))) for n, r in zip(sizes, ratios)]
+
+
+def global_total(sizes: list[int], ratio: float) -> int:
+    """Units kept over all layers for a global ratio: at least one per layer."""
+    return max(len(sizes), min(sum(sizes), round(ratio * sum(sizes))))
+
+
+def even_split(sizes: list[int], total: int) -> list[int]:
+    """A data-free split of ``total`` units (one per layer first, then round-robin): the shape
+    ``plan`` reports for a global ratio, whose parameter count any real split shares."""
+    counts = [1] * len(sizes)
+    left = total - len(sizes)
+    while left > 0:
+        for i, n in enumerate(sizes):
+            if left > 0 and counts[i] < n:
+                counts[i] += 1
+                left -= 1
+    return counts
+
+
+def top_per_layer(scores: list[torch.Tensor], counts: list[int]) -> list[list[int]]:
+    """The ``counts[i]`` best-scored units of each layer, in their original order."""
+    return [sorted(torch.argsort(s, descending=True, stable=True)[:k].tolist()) for s, k in zip(scores, counts)]
+
+
+def top_global(scores: list[torch.Tensor], total: int) -> list[list[int]]:
+    """The best ``total`` units over all layers, at least one per layer. Scores are normalised per
+    layer (by their L2 norm, as Michel et al. do for heads) so that layers compare."""
+    normed = [s / s.norm().clamp(min=1e-12) for s in scores]
+    keep = [{int(torch.argmax(s))} for s in normed]
+    rest = sorted(
+        ((float(v), i, j) for i, s in enumerate(normed) for j, v in enumerate(s.tolist()) if j not in keep[i]),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    for _, i, j in rest[: total - len(scores)]:
+        keep[i].add(j)
+    return [sorted(k) for k in keep]
