@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from autodistill.config.schema import require
-from autodistill.errors import ConfigError
 from autodistill.student.base import BuildContext, StateDict, Transform, register
 from autodistill.student.shape import LayerShape, ModelShape
 
@@ -71,31 +70,27 @@ def _fresh_shape(shape: ModelShape, layers: int, hidden: int, heads: int, ffn: i
 
 
 def _check_slices(shape: ModelShape, options: FreshOptions) -> list[int]:
-    """Teacher layers to copy; every student size must fit inside the teacher's."""
+    """Teacher layers to copy; every student size must fit inside the teacher's. Raises ``Invalid``
+    (build.py names the key as ``student.transforms[i].<key>``)."""
+    mode = "with init: teacher_slices"
     chosen = options.teacher_layers
     if chosen is None:
-        if options.layers > shape.num_layers:
-            raise ConfigError(f"The 'fresh.layers' parameter must be <= the teacher's {shape.num_layers} layers "
-                              f"with init: teacher_slices. Got {options.layers} instead.")
+        n = shape.num_layers
+        require(options.layers <= n, "layers", f"must be <= the teacher's {n} layers {mode}", options.layers)
         chosen = default_teacher_layers(shape.num_layers, options.layers)
-    bad = [i for i in chosen if not 0 <= i < shape.num_layers]
-    if bad:
-        raise ConfigError(f"The 'fresh.teacher_layers' parameter must hold layer indices in [0, {shape.num_layers})."
-                          f" Got {list(chosen)} instead.")
-    if shape.embedding_rank is not None or any(shape.layers[i].ranks for i in chosen):
-        raise ConfigError("The 'fresh.init' parameter cannot be 'teacher_slices' after low-rank factorisation; "
-                          "put 'fresh' before 'low_rank'. Got 'teacher_slices' instead.")
+    ok = all(0 <= i < shape.num_layers for i in chosen)
+    require(ok, "teacher_layers", f"must hold layer indices in [0, {shape.num_layers})", list(chosen))
+    factored = shape.embedding_rank is not None or any(shape.layers[i].ranks for i in chosen)
+    require(not factored, "init", "cannot be 'teacher_slices' after low-rank factors; put 'fresh' first", options.init)
     head_dim = options.hidden // options.heads
-    limits = [("hidden", options.hidden, shape.hidden)]
+    require(options.hidden <= shape.hidden, "hidden", f"must be <= {shape.hidden} (the teacher's) {mode}",
+            options.hidden)
     for i in chosen:
         t = shape.layers[i]
-        limits += [("heads", options.heads, t.heads), ("ffn", options.ffn, t.ffn)]
-        if head_dim > t.head_dim:
-            limits.append(("hidden", options.hidden, t.head_dim * options.heads))
-    for key, want, have in limits:
-        if want > have:
-            raise ConfigError(f"The 'fresh.{key}' parameter must be <= {have} (the teacher's) with init: "
-                              f"teacher_slices. Got {want} instead.")
+        require(options.heads <= t.heads, "heads", f"must be <= {t.heads} (teacher layer {i}) {mode}", options.heads)
+        require(options.ffn <= t.ffn, "ffn", f"must be <= {t.ffn} (teacher layer {i}) {mode}", options.ffn)
+        require(head_dim <= t.head_dim, "hidden", f"must be <= heads * {t.head_dim} (the teacher's head size) {mode}",
+                options.hidden)
     return [int(i) for i in chosen]
 
 

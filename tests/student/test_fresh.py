@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from autodistill.config.schema import parse
+from autodistill.config.schema import Invalid, parse
 from autodistill.errors import ConfigError
 from autodistill.student.base import TRANSFORMS, BuildContext
 from autodistill.student.fresh import FreshOptions, default_teacher_layers
@@ -112,9 +112,27 @@ def test_clear_errors() -> None:
     _, shape = teacher()
     t = TRANSFORMS.get("fresh")()
     too_wide = FreshOptions(layers=2, hidden=64, heads=4, ffn=8, init="teacher_slices")
-    with pytest.raises(ConfigError, match="'fresh.hidden' parameter must be <= 32"):
+    with pytest.raises(Invalid, match="must be <= 32 \\(the teacher's\\) with init: teacher_slices. Got 64") as err:
         t.plan(shape, too_wide, BuildContext())
+    assert err.value.key == "hidden"
     assert t.plan(shape, FreshOptions(layers=2, hidden=64, heads=4, ffn=8), BuildContext()).hidden == 64  # random: any
-    with pytest.raises(ConfigError, match="'fresh.teacher_layers' parameter must hold layer indices in \\[0, 4\\)"):
+    with pytest.raises(Invalid, match="must hold layer indices in \\[0, 4\\)") as err:
         t.plan(shape, FreshOptions(layers=1, hidden=8, heads=2, ffn=8, init="teacher_slices", teacher_layers=[4]),
                BuildContext())
+    assert err.value.key == "teacher_layers"
+    with pytest.raises(Invalid, match="must be <= 4 \\(teacher layer 0\\)") as err:
+        t.plan(shape, FreshOptions(layers=1, hidden=16, heads=8, ffn=8, init="teacher_slices"), BuildContext())
+    assert err.value.key == "heads"
+
+
+def test_build_and_rebuild_identically() -> None:
+    from autodistill.specs import Step, StudentSpec
+    from autodistill.student.build import build_student, rebuild_student
+
+    model, _ = teacher()
+    for init in ("random", "teacher_slices"):
+        spec = StudentSpec((Step("fresh", {"layers": 2, "hidden": 16, "heads": 2, "ffn": 24, "init": init}),))
+        built = build_student(model, spec, BuildContext(seed=5))
+        assert built.kind == "stock" and built.num_parameters() == sum(p.numel() for p in built.model.parameters())
+        again = rebuild_student(model, built.resolved)
+        assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in built.model.state_dict().items())

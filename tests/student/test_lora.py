@@ -114,3 +114,19 @@ def test_options_and_bad_targets_fail_clearly() -> None:
     model, _ = tiny()
     with pytest.raises(ConfigError, match="'lora.target_modules' parameter .* Got \\['q_proj'\\]"):
         TRANSFORMS.get("lora")().wrap(model, resolved(target_modules=["q_proj"]))
+
+
+def test_build_wraps_and_export_merges() -> None:
+    from autodistill.specs import Step, StudentSpec
+    from autodistill.student.build import build_student, rebuild_student
+
+    model, shape = tiny()
+    spec = StudentSpec((Step("depth", {"layers": 1}), Step("lora", {"r": 2})))  # LoRA on a truncated student
+    built = build_student(model.eval(), spec, BuildContext())
+    assert is_wrapped(built.model)
+    plain = built.export_model()
+    assert type(plain) is BertForSequenceClassification
+    assert sum(p.numel() for p in plain.parameters()) == built.num_parameters() < shape.num_parameters()
+    assert trainable_parameters(built.model) < built.num_parameters() // 4
+    again = rebuild_student(model, built.resolved)
+    assert is_wrapped(again.model) and again.resolved["transforms"] == built.resolved["transforms"]

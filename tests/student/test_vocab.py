@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizer
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+)
 
 from autodistill.config.schema import parse
 from autodistill.errors import ConfigError
@@ -191,3 +197,25 @@ def test_minilm_on_rotten_tomatoes() -> None:
     sample = train[:500]
     assert [new_tok(s).input_ids for s in sample] == [mapping[tok(s).input_ids].tolist() for s in sample]
     assert_remapped(new_tok, tok, mapping, unseen[:300])
+
+
+def test_build_save_reload_and_rebuild(tmp_path: Path) -> None:
+    from autodistill.specs import Step, StudentSpec
+    from autodistill.student.build import build_student, rebuild_student
+
+    (tmp_path / "teacher").mkdir()
+    tok = tiny_tokenizer(tmp_path / "teacher")
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_config()).eval()
+    spec = StudentSpec((Step("vocab", {"min_count": 1}),), require_stock_architecture=True)
+    built = build_student(teacher, spec, context(tok, TRAIN))
+    assert built.kind == "stock" and built.model.config.vocab_size == built.shape.vocab < 99
+    built.save(tmp_path / "student", tokenizer=tok)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").eval()
+    student_tok = AutoTokenizer.from_pretrained(tmp_path / "student")
+    old, new = tok(TRAIN, padding=True, return_tensors="pt"), student_tok(TRAIN, padding=True, return_tensors="pt")
+    assert torch.equal(new["input_ids"], torch.from_numpy(built.token_id_map)[old["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**new).logits, teacher(**old).logits)
+    again = rebuild_student(teacher, built.resolved)
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in built.model.state_dict().items())
