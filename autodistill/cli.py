@@ -124,6 +124,56 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from autodistill.export.pick import PickRule
+    from autodistill.export.run import run_export
+
+    cfg = _load(args)
+    rule = PickRule(max_params=args.max_params, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb,
+                    min_quality=args.min_quality, min_relative_quality=args.min_relative_quality, trial=args.trial)
+    r = run_export(cfg, rule, formats=args.formats, out=args.out, retrain=not args.no_retrain, register=args.register,
+                   storage=args.storage, study_name=args.study_name, progress=not args.quiet)
+    s, t, p = r["student"], r["teacher"], r["pick"]
+    print(f"exported trial {p['trial']} ({p['rule']}; {s['kind']} student) to {r['path']}")
+    print(f"  {r['train']['mode_text']}")
+    metric = r["metric"]
+    print(f"{'':<30}{'teacher':>12}{'student':>12}")
+    print(f"{'test ' + metric:<30}{t['test']['quality']:>12.4f}{s['test']['quality']:>12.4f}")
+    print(f"{'proxy validation estimate':<30}{'':>12}{r['proxy']['validation_quality']:>12.4f}")
+    print(f"{'parameters':<30}{t['parameters']['total']:>12,}{s['parameters']['total']:>12,}")
+    print(f"{'size MB':<30}{t['size_mb']:>12.2f}{s['size_mb']:>12.2f}")
+    for key, val in s.get("latency_ms", {}).items():
+        print(f"{key.replace('_', ' '):<30}{t['latency_ms'][key]:>12.2f}{val:>12.2f}")
+    for name in ("onnx", "int8"):
+        f = r["formats"].get(name)
+        if f:
+            lat = f["latency_ms"]
+            print(f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, test {metric} {f['test_quality']:.4f}, agreement "
+                  f"{f['agreement']:.4f}, b1 {lat['latency_ms_b1']:.2f} ms, b32 {lat['latency_ms_b32']:.2f} ms")
+    m = r.get("mlflow")
+    if m:
+        reg = m.get("registered")
+        note = f"; registered {reg['name']!r} version {reg['version']}" if reg else ""
+        print(f"  MLflow: logged to run {m['run_id']}{note}")
+    return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _study_args(p)
+    p.add_argument("--max-params", type=int, default=None, help="best quality with at most N parameters (total)")
+    p.add_argument("--max-latency-ms", type=float, default=None, help="best quality under this batch-1 latency (ms)")
+    p.add_argument("--max-size-mb", type=float, default=None, help="best quality under this size (MB)")
+    p.add_argument("--min-quality", type=float, default=None, help="smallest student with validation quality >= Q")
+    p.add_argument("--min-relative-quality", type=float, default=None,
+                   help="smallest student with validation quality >= R x the teacher's")
+    p.add_argument("--trial", type=int, default=None, help="export this trial number")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="export the trial's proxy student (its proxy run is rerun exactly: proxy weights are not stored)")
+    p.add_argument("--formats", default="hf", help="comma-separated: hf,onnx,int8 (default: hf)")
+    p.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export)")
+    p.add_argument("--register", default=None, metavar="NAME", help="register the exported model in MLflow under NAME")
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in output_dir)")
     p.add_argument("--study-name", default=None, help="study name (default: output_dir's name)")
@@ -159,6 +209,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[ar
              lambda p: p.add_argument("--json", action="store_true", help="print JSON")),
     "search": (cmd_search, "search students and loss mixtures; running it again continues the study", _search_args),
     "pareto": (cmd_pareto, "print the study's Pareto front and write pareto.json/.csv/.png", _study_args),
+    "export": (cmd_export, "pick a student from the study, train it in full and export it (HF, ONNX, int8)", _export_args),
 }
 
 

@@ -49,18 +49,19 @@ class Prepared:
     def teacher_preds(self, split: str) -> np.ndarray:
         return self.outputs.logits(split).argmax(-1)
 
-    def ensure_outputs(self, hidden: list[int], attention: list[int]) -> TeacherOutputs:
+    def ensure_outputs(self, hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
         """Grow the cache to hold these teacher layers (computed once, shared by every run)."""
         have = self.outputs.splits["train"]
-        if set(hidden) <= set(have.hidden) and set(attention) <= set(have.attention):
+        if set(hidden) <= set(have.hidden) and set(attention) <= set(have.attention) and set(qkv) <= set(have.qkv):
             return self.outputs
         hidden = sorted(set(hidden) | set(have.hidden))
         attention = sorted(set(attention) | set(have.attention))
+        qkv = sorted(set(qkv) | set(have.qkv))
         model = self.teacher_model()
         if attention and hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation("eager")
         self.outputs = self.cache.ensure(
-            model, self.encoded, self.pad_id, hidden, attention, self.teacher.label_order,
+            model, self.encoded, self.pad_id, hidden, attention, qkv, self.teacher.label_order,
             batch_size=self.cfg.distill.eval_batch_size, progress=self.progress,
         )
         return self.outputs
@@ -164,13 +165,16 @@ def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.
 
 
 def distill_student(
-    prep: Prepared, student: StudentSpec, loss: LossSpec, spec: TrainSpec | None = None,
+    prep: Prepared, student: StudentSpec | None, loss: LossSpec, spec: TrainSpec | None = None,
     indices: np.ndarray | None = None, evaluate: Any = None, keep_best: bool | None = None,
+    built: Any = None,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
 
     ``evaluate(step, quality)`` (optional) is called at each checkpoint; it may raise
     ``train.loop.StopTraining`` to end the run early (the search prunes with it).
+    ``built`` (optional): a student already built (export passes one rebuilt from a trial's
+    resolved record with ``student.build.rebuild_student``); ``student`` is then not used.
     """
     from autodistill.student.build import build_student
 
@@ -178,7 +182,10 @@ def distill_student(
     indices = train_indices(prep) if indices is None else indices
     spec = spec or train_spec(cfg, len(indices))
     tmodel = prep.teacher_model()
-    built = build_student(tmodel, student, prep.build_context())
+    if built is None:
+        if student is None:
+            raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
+        built = build_student(tmodel, student, prep.build_context())
     model = built.model
     layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
     dims = LossDims(
@@ -189,7 +196,8 @@ def distill_student(
     loss_fn = CompositeLoss(loss, dims, layer_map)
     if "attentions" in loss_fn.needs and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
-    outputs = prep.ensure_outputs(loss_fn.teacher_hidden_layers(), loss_fn.teacher_attention_layers())
+    qkv = loss_fn.teacher_qkv_layers() if "qkv" in loss_fn.needs else []
+    outputs = prep.ensure_outputs(loss_fn.teacher_hidden_layers(), loss_fn.teacher_attention_layers(), qkv)
     id_map = None if built.token_id_map is None else torch.as_tensor(np.asarray(built.token_id_map), dtype=torch.long)
 
     def on_eval(step: int) -> float:

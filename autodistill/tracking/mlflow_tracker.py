@@ -29,7 +29,9 @@ def _flat(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
 class Tracker:
     """MLflow runs for one study. ``uri`` is any tracking URI; SQLite in the output dir by default."""
 
-    def __init__(self, uri: str, experiment: str, study_name: str, artifact_dir: str | Path) -> None:
+    def __init__(
+        self, uri: str, experiment: str, study_name: str, artifact_dir: str | Path, reopen: bool = True
+    ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
         warnings.filterwarnings("ignore", module="mlflow")
         from mlflow.tracking import MlflowClient
@@ -43,15 +45,15 @@ class Tracker:
         else:
             self.experiment_id = exp.experiment_id
         self.study_name = study_name
-        self.parent_id = self._parent()
+        self.parent_id = self._parent(reopen)
 
-    def _parent(self) -> str:
+    def _parent(self, reopen: bool = True) -> str:
         found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{self.study_name}'"
         )
         if found:
             run_id = found[0].info.run_id
-            if found[0].info.status != "RUNNING":
+            if reopen and found[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(self.experiment_id, run_name=f"study {self.study_name}", tags={ROLE: "study", STUDY: self.study_name})
@@ -118,3 +120,64 @@ class Tracker:
 
     def end_study(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)
+
+    def log_export(
+        self, folder: Path, kind: str, register: str | None = None, metrics: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        """Log an exported student to the study's parent run, and register it under ``register``.
+
+        The whole folder (weights, card, ONNX files) goes to the ``export`` artefacts. A stock
+        student is also logged with the transformers flavour (it loads with transformers alone);
+        a registered one is not, since the flavour's loader would need ``import autodistill``, so
+        its registered version points at the ``export`` artefacts instead. The parent run's
+        status is left as it was.
+        """
+        from mlflow.entities import Metric
+
+        before = self.client.get_run(self.parent_id).info.status
+        self.client.log_artifacts(self.parent_id, str(folder), artifact_path="export")
+        if metrics:
+            items = [Metric(f"export.{k}", float(v), 0, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+            self.client.log_batch(self.parent_id, metrics=items)
+        out: dict[str, Any] = {"run_id": self.parent_id, "artifacts": "export", "flavor": None, "registered": None}
+        if kind == "stock":
+            out.update(self._log_transformers(folder, register))
+        elif register:
+            source = f"{self.client.get_run(self.parent_id).info.artifact_uri}/export"
+            try:
+                self.client.create_registered_model(register)
+            except Exception as err:  # already registered: add a version
+                if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
+                    raise
+            mv = self.client.create_model_version(register, source=source, run_id=self.parent_id)
+            out["registered"] = {"name": register, "version": int(mv.version), "source": source}
+        status = self.client.get_run(self.parent_id).info.status
+        if status != before:
+            if before == "RUNNING":
+                self.client.update_run(self.parent_id, status="RUNNING")
+            else:
+                self.client.set_terminated(self.parent_id, status=before)
+        return out
+
+    def _log_transformers(self, folder: Path, register: str | None) -> dict[str, Any]:
+        import mlflow
+        from transformers import pipeline
+
+        previous_uri = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            pipe = pipeline("text-classification", model=str(folder))
+            with mlflow.start_run(run_id=self.parent_id):
+                # explicit requirements: inferring them imports every optional torch package
+                info = mlflow.transformers.log_model(
+                    pipe, name="student", registered_model_name=register,
+                    pip_requirements=["transformers", "torch", "safetensors", "tokenizers"],
+                )
+        finally:
+            mlflow.set_tracking_uri(previous_uri)
+        registered = None
+        if register:
+            versions = self.client.search_model_versions(f"name = '{register}'")
+            latest = max(versions, key=lambda v: int(v.version))
+            registered = {"name": register, "version": int(latest.version), "source": latest.source}
+        return {"flavor": "transformers", "model_uri": info.model_uri, "registered": registered}

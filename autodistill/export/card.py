@@ -1,0 +1,144 @@
+"""The model card (README.md) of an exported student, from the export's result record."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) else "-"
+
+
+def _steps(steps: list[dict[str, Any]]) -> str:
+    out = []
+    for s in steps:
+        opts = ", ".join(f"{k}={v}" for k, v in s.items() if k != "name")
+        out.append(f"`{s['name']}`" + (f" ({opts})" if opts else ""))
+    return "; ".join(out) or "-"
+
+
+def _how_to_load(kind: str, name: str) -> str:
+    if kind == "stock":
+        return (
+            "**Kind: stock.** A plain `BertForSequenceClassification`-family model: it loads with transformers "
+            "alone, no autodistill needed.\n\n"
+            "```python\nfrom transformers import pipeline\n"
+            f'classify = pipeline("text-classification", model="{name}")\n'
+            'print(classify("a gripping, beautifully shot film"))\n```\n'
+        )
+    return (
+        "**Kind: registered.** The student's shape (per-layer widths, fewer heads at the same hidden size or "
+        "low-rank factors) is no stock architecture: load it with transformers **after `import autodistill`**, "
+        "which registers the architecture with the Auto classes. To run it without autodistill, use the ONNX "
+        "file (`onnx/model.onnx`) with onnxruntime.\n\n"
+        "```python\nimport autodistill  # registers the student architecture\nfrom transformers import pipeline\n"
+        f'classify = pipeline("text-classification", model="{name}")\n```\n'
+    )
+
+
+def model_card(r: dict[str, Any]) -> str:
+    """Markdown with YAML front matter; ``r`` is the export's ``export.json`` record."""
+    s, t, pick, data = r["student"], r["teacher"], r["pick"], r["data"]
+    metric = r["metric"]
+    strategy = pick["strategy"]
+    loss = strategy["loss"]
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-classification",
+        "tags: [autodistill, knowledge-distillation" + (", onnx" if "onnx" in r["formats"] else "") + "]",
+        "---",
+        "",
+        f"# Distilled student of `{t['name']}`",
+        "",
+        f"Made by autodistill from study `{r['study']['name']}`: trial {pick['trial']} picked by {pick['rule']}"
+        + (" (on the Pareto front)." if pick["on_front"] else " (not on the Pareto front: best under the rule)."),
+        "",
+        "## Use",
+        "",
+        _how_to_load(s["kind"], r.get("out_name", ".")),
+    ]
+    if s.get("lora_merged"):
+        lines += ["The LoRA adapters used in training are merged into the weights; no peft needed.", ""]
+    lines += [
+        "## Metrics",
+        "",
+        f"Quality metric: {metric}. Test metrics of the student after {r['train']['mode_text']}; "
+        "the search's proxy estimate is the validation quality of the short proxy run that ranked this trial.",
+        "",
+        "| | teacher | student |",
+        "|---|---:|---:|",
+        f"| test {metric} | {_f(t['test']['quality'])} | {_f(s['test']['quality'])} |",
+        f"| test accuracy | {_f(t['test'].get('accuracy'))} | {_f(s['test'].get('accuracy'))} |",
+        f"| test macro-F1 | {_f(t['test'].get('macro_f1'))} | {_f(s['test'].get('macro_f1'))} |",
+        f"| validation {metric} | {_f(t['validation']['quality'])} | {_f(s['validation']['quality'])} |",
+        f"| proxy validation estimate (search) | | {_f(r['proxy']['validation_quality'])} |",
+        f"| parameters | {t['parameters']['total']:,} | {s['parameters']['total']:,} |",
+        f"| parameters without embeddings | {t['parameters']['without_embeddings']:,} "
+        f"| {s['parameters']['without_embeddings']:,} |",
+        f"| size (MB, safetensors) | {_f(t['size_mb'], 2)} | {_f(s['size_mb'], 2)} |",
+    ]
+    for key in sorted(s.get("latency_ms", {})):
+        lines.append(
+            f"| CPU latency {key.removeprefix('latency_ms_')} (ms) | {_f(t['latency_ms'].get(key), 2)} "
+            f"| {_f(s['latency_ms'][key], 2)} |"
+        )
+    lines += [
+        "",
+        f"Latency: median of {r['latency']['repeats']} forward passes, {r['latency']['threads']} CPU thread(s), "
+        f"sequence length {r['latency']['seq_len']}, teacher and student measured in the same process.",
+        "",
+    ]
+    if r["formats"].get("onnx"):
+        lines += [
+            "## ONNX and int8",
+            "",
+            f"| format | file | size MB | test {metric} | agreement with PyTorch | latency b1 (ms) "
+            "| latency b32 (ms) |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in ("pytorch", "onnx", "int8"):
+            f = r["formats"].get(name)
+            if f:
+                lat = f.get("latency_ms", {})
+                lines.append(
+                    f"| {name} | {f.get('file', '-')} | {_f(f.get('size_mb'), 2)} | {_f(f.get('test_quality'))} | "
+                    f"{_f(f.get('agreement'))} | {_f(lat.get('latency_ms_b1'), 2)} "
+                    f"| {_f(lat.get('latency_ms_b32'), 2)} |"
+                )
+        lines += [
+            "",
+            "onnxruntime, CPU, same threads and sequence length as above. int8: onnxruntime dynamic quantisation "
+            "(int8 weights, activations quantised at run time).",
+            "",
+        ]
+    lines += [
+        "## Strategy",
+        "",
+        f"- Student transforms: {_steps(strategy['student'].get('transforms', []))}",
+        f"- Loss: {_steps(loss.get('terms', []))}; temperature {loss.get('temperature')}, "
+        f"layer map `{loss.get('layer_map')}`, "
+        f"weighting `{(loss.get('weighting') or {}).get('name', 'static')}`",
+        f"- Train overrides searched: {json.dumps(strategy.get('train') or {})}",
+        f"- Final training: {r['train']['mode_text']}",
+        "",
+        "## Budget and search",
+        "",
+        f"- Budget: {json.dumps(r['budget'])}",
+        f"- Pick rule: {pick['rule']}",
+        f"- Search: space `{r['study']['space']}`, objectives {', '.join(r['study']['objectives'])}, "
+        f"{r['study']['trained']} trained trials, {r['study']['front']} on the front",
+        "",
+        "![Pareto front, the pick marked](pareto.png)",
+        "",
+        "## Teacher and data",
+        "",
+        f"- Teacher: `{t['name']}`" + (" (fine-tuned by autodistill)" if t.get("finetuned") else ""),
+        f"- Data: `{data['source']}`; labels {', '.join(data['labels'])}; "
+        f"{data['train']:,} train / {data['validation']:,} validation / {data['test']:,} test examples",
+        "",
+        "`export.json` holds every number above; `autodistill_student.json` the student's resolved form.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Pick one student from the study by a rule the user gives.
+
+Records are the plain dicts of ``search.front.record`` (number, objectives, metrics, ...), one per
+complete, trained, feasible trial. Rules:
+
+- caps (``max_params``, ``max_latency_ms`` at batch 1, ``max_size_mb``) alone: the best validation
+  quality among the trials under every cap;
+- a quality floor (``min_quality``, or ``min_relative_quality`` times the teacher's validation
+  quality), with or without caps: the smallest student (fewest parameters) that meets it all;
+- ``trial``: that trial, alone;
+- no rule: the knee of the front (``search.pareto.knee``).
+
+Caps are applied to every feasible trial, not just the front: with an objective as the cap the
+answer is on the front anyway, and with a metric that is not an objective (latency when the study
+traded quality against parameters) a dominated trial can be the best one under the cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autodistill.errors import AutodistillError
+from autodistill.search.pareto import knee, non_dominated
+
+
+class PickError(AutodistillError, ValueError):
+    """No trial satisfies the pick rule (the message lists the closest)."""
+
+
+@dataclass(frozen=True)
+class PickRule:
+    max_params: int | None = None
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+    min_quality: float | None = None
+    min_relative_quality: float | None = None
+    trial: int | None = None
+
+    def __post_init__(self) -> None:
+        for flag, v in (
+            ("--max-params", self.max_params),
+            ("--max-latency-ms", self.max_latency_ms),
+            ("--max-size-mb", self.max_size_mb),
+        ):
+            if v is not None and not v > 0:
+                raise PickError(f"The '{flag}' option must be > 0. Got {v} instead.")
+        if self.min_quality is not None and not 0 <= self.min_quality <= 1:
+            raise PickError(f"The '--min-quality' option must be in [0, 1]. Got {self.min_quality} instead.")
+        if self.min_relative_quality is not None and not 0 < self.min_relative_quality <= 1.5:
+            raise PickError(
+                f"The '--min-relative-quality' option must be in (0, 1.5]. Got {self.min_relative_quality} instead."
+            )
+        if self.trial is not None:
+            if self.trial < 0:
+                raise PickError(f"The '--trial' option must be a trial number >= 0. Got {self.trial} instead.")
+            others = [f for f, v in self._flags().items() if v is not None and f != "--trial"]
+            if others:
+                raise PickError(
+                    f"The '--trial' option picks one trial and cannot be combined with {', '.join(others)}."
+                )
+
+    def _flags(self) -> dict[str, Any]:
+        return {
+            "--max-params": self.max_params,
+            "--max-latency-ms": self.max_latency_ms,
+            "--max-size-mb": self.max_size_mb,
+            "--min-quality": self.min_quality,
+            "--min-relative-quality": self.min_relative_quality,
+            "--trial": self.trial,
+        }
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.min_relative_quality is not None
+
+    def describe(self) -> str:
+        given = {f: v for f, v in self._flags().items() if v is not None}
+        if not given:
+            return "the knee of the Pareto front"
+        return " ".join(f"{f} {v}" for f, v in given.items())
+
+
+def parameters(r: dict[str, Any]) -> float:
+    return float(r["metrics"].get("parameters", r["objectives"].get("parameters", np.inf)))
+
+
+def quality(r: dict[str, Any]) -> float:
+    return float(r["objectives"]["quality"])
+
+
+def latency_ms(r: dict[str, Any]) -> float:
+    return float(r["metrics"].get("latency_ms_b1", np.inf))
+
+
+def size_mb(r: dict[str, Any]) -> float:
+    return float(r["metrics"].get("size", r["objectives"].get("size", np.inf)))
+
+
+def _violations(r: dict[str, Any], rule: PickRule, floor: float | None) -> dict[str, float]:
+    """Relative amount by which a record breaks each limit (0 where it holds)."""
+    out = {}
+    for flag, limit, value in (
+        ("--max-params", rule.max_params, parameters(r)),
+        ("--max-latency-ms", rule.max_latency_ms, latency_ms(r)),
+        ("--max-size-mb", rule.max_size_mb, size_mb(r)),
+    ):
+        if limit is not None:
+            out[flag] = max(0.0, value / limit - 1.0)
+    if floor is not None:
+        out["quality floor"] = max(0.0, (floor - quality(r)) / max(floor, 1e-12))
+    return out
+
+
+def quality_floor(rule: PickRule, teacher_quality: float | None) -> float | None:
+    floors = []
+    if rule.min_quality is not None:
+        floors.append(rule.min_quality)
+    if rule.min_relative_quality is not None:
+        if teacher_quality is None:
+            raise PickError(
+                "The '--min-relative-quality' option needs the teacher's validation quality, which is not known here."
+            )
+        floors.append(rule.min_relative_quality * teacher_quality)
+    return max(floors) if floors else None
+
+
+def knee_of(records: list[dict[str, Any]], objectives: list[str]) -> dict[str, Any]:
+    """The knee of the front the records form (quality against the study's second objective)."""
+    second = objectives[1] if len(objectives) > 1 else "parameters"
+    values = np.array([[quality(r), r["objectives"].get(second, parameters(r))] for r in records], dtype=float)
+    front = non_dominated(values, [True, False])
+    return records[int(front[knee(values[front], [True, False])])]
+
+
+def pick(
+    records: list[dict[str, Any]], rule: PickRule, objectives: list[str], teacher_quality: float | None = None
+) -> dict[str, Any]:
+    """The record the rule picks. Raises PickError listing the closest trials when none fits."""
+    if not records:
+        raise PickError("The study has no finished feasible trial to pick from. Run `autodistill search CONFIG` first.")
+    if rule.trial is not None:
+        found = [r for r in records if r["number"] == rule.trial]
+        if not found:
+            have = ", ".join(str(r["number"]) for r in sorted(records, key=lambda r: r["number"]))
+            raise PickError(
+                f"The '--trial' option names trial {rule.trial}, which is not a finished feasible trained trial. "
+                f"Choose one of: {have}."
+            )
+        return found[0]
+    floor = quality_floor(rule, teacher_quality)
+    limited = any(v is not None for v in (rule.max_params, rule.max_latency_ms, rule.max_size_mb))
+    if floor is None and not limited:
+        return knee_of(records, objectives)
+    ok = [r for r in records if not any(_violations(r, rule, floor).values())]
+    if not ok:
+        raise PickError(
+            f"No trial satisfies {rule.describe()}"
+            + (f" (quality floor {floor:.4f})" if floor is not None else "")
+            + ". Closest trials:\n"
+            + closest_table(records, rule, floor)
+        )
+    if floor is not None:  # the smallest that meets the floor; ties to the better one
+        return min(ok, key=lambda r: (parameters(r), -quality(r)))
+    return max(ok, key=lambda r: (quality(r), -parameters(r)))
+
+
+def closest(records: list[dict[str, Any]], rule: PickRule, floor: float | None, n: int = 3) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: (sum(_violations(r, rule, floor).values()), -quality(r)))[:n]
+
+
+def closest_table(records: list[dict[str, Any]], rule: PickRule, floor: float | None, n: int = 3) -> str:
+    rows = []
+    for r in closest(records, rule, floor, n):
+        v = {k: f"{100 * x:.1f}%" for k, x in _violations(r, rule, floor).items() if x > 0}
+        lat = latency_ms(r)
+        rows.append(
+            f"  trial {r['number']}: quality {quality(r):.4f}, parameters {int(parameters(r)):,}, "
+            f"size {size_mb(r):.2f} MB"
+            + (f", latency {lat:.2f} ms" if np.isfinite(lat) else "")
+            + (f" (over by {', '.join(f'{k} {x}' for k, x in v.items())})" if v else "")
+        )
+    return "\n".join(rows)

@@ -1,0 +1,108 @@
+"""The picked trial's student, trained for shipping.
+
+The student is rebuilt from the trial's stored resolved record with ``rebuild_student`` (the same
+build code the search used) and distilled by ``pipeline.distill_student``:
+
+- retrain (default): at full length on the whole training split, with the config's full-mode
+  settings (``distill.epochs`` or ``distill.max_steps``, best validation checkpoint kept) and the
+  trial's loss spec and train overrides (lr, batch size, ...);
+- ``--no-retrain``: the search does not keep proxy weights (a search of many trials would store
+  a model per trial), so the trial's proxy distillation is run again exactly: same spec, seed,
+  proxy subset and steps. Training is deterministic on CPU, so it reproduces the trial's student;
+  the reproduced validation quality is reported next to the recorded one so any drift shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from autodistill.config.run import LossConfig, RunConfig
+from autodistill.config.schema import parse
+from autodistill.errors import AutodistillError
+from autodistill.pipeline import Prepared, StudentRun, distill_student, student_quality, train_spec
+from autodistill.specs import LossSpec, TrainSpec
+
+
+def loss_spec(d: dict[str, Any]) -> LossSpec:
+    """The LossSpec a trial stored as ``LossSpec.to_dict()``."""
+    return LossSpec.from_config(parse(LossConfig, dict(d), "loss"))
+
+
+def proxy_plan(
+    cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any], labels: np.ndarray
+) -> tuple[TrainSpec, np.ndarray]:
+    """The proxy run of a trial as ``controller.Search._train`` runs it (spec and subset)."""
+    from autodistill.data import stratified_subset
+
+    indices = stratified_subset(labels, min(proxy_examples, len(labels)), cfg.seed)
+    spec = replace(
+        train_spec(cfg, len(indices)),
+        steps=proxy_steps,
+        eval_every=max(1, proxy_steps // cfg.search.pruning.checkpoints),
+    )
+    return replace(spec, **train), indices
+
+
+def full_plan(cfg: RunConfig, train: dict[str, Any], n_examples: int) -> TrainSpec:
+    """Full length on the whole train split: ``distill.max_steps``, else ``distill.epochs`` at the
+    trial's batch size; evaluated once an epoch (or every ``distill.eval_every``) to keep the best."""
+    from autodistill.train.loop import steps_for_epochs
+
+    d = cfg.distill
+    full = replace(cfg, distill=replace(d, mode="full"))
+    spec = replace(train_spec(full, n_examples), **train)
+    steps = d.max_steps or steps_for_epochs(n_examples, spec.batch_size, d.epochs)
+    per_epoch = steps_for_epochs(n_examples, spec.batch_size, 1.0)
+    return replace(spec, steps=steps, eval_every=d.eval_every or max(1, min(per_epoch, steps)))
+
+
+@dataclass
+class FinalStudent:
+    run: StudentRun
+    mode: str  # "retrained" or "proxy"
+    spec: TrainSpec
+    n_examples: int
+    test: dict[str, float]
+    proxy_validation: float  # the search's estimate (recorded on the trial)
+    reproduced_validation: float | None = None  # --no-retrain: the rerun's validation quality
+
+
+def final_student(
+    prep: Prepared, trial: dict[str, Any], proxy: dict[str, int], retrain: bool = True, seed: int | None = None
+) -> FinalStudent:
+    """``trial``: the picked record with its ``resolved`` form; ``proxy``: the study's
+    ``proxy_steps`` and ``proxy_examples``. ``seed`` overrides the config's (benchmarks)."""
+    from autodistill.student.build import rebuild_student
+
+    resolved = trial.get("resolved")
+    if not resolved:
+        raise AutodistillError(f"Trial {trial['number']} has no stored resolved student form; it cannot be rebuilt.")
+    cfg = prep.cfg if seed is None else replace(prep.cfg, seed=seed)
+    built = rebuild_student(prep.teacher_model(), resolved)
+    loss = loss_spec(trial["loss"])
+    overrides = dict(trial.get("train") or {})
+    labels = prep.encoded["train"].labels
+    if retrain:
+        indices = np.arange(len(labels))
+        spec = full_plan(cfg, overrides, len(indices))
+        keep_best = True
+    else:
+        spec, indices = proxy_plan(cfg, proxy["proxy_steps"], proxy["proxy_examples"], overrides, labels)
+        keep_best = False
+    if seed is not None:
+        spec = replace(spec, seed=seed)
+    run = distill_student(prep, None, loss, spec, indices, keep_best=keep_best, built=built)
+    test = student_quality(prep, run.build.model, "test", run.token_id_map)
+    recorded = float(trial["objectives"]["quality"])
+    return FinalStudent(
+        run,
+        "retrained" if retrain else "proxy",
+        spec,
+        len(indices),
+        test,
+        recorded,
+        None if retrain else float(run.validation["quality"]),
+    )
