@@ -119,7 +119,7 @@ def read_source(cfg: DataConfig) -> Raw:
             f"The data folder {str(path)!r} is neither a datasets save_to_disk folder (no dataset_dict.json or "
             f"state.json) nor a folder of split files (train.csv, validation.csv, ...)."
         )
-    if _looks_like_path(source) and cfg.format != "hf":
+    if cfg.format in ("csv", "tsv", "jsonl", "parquet") or (_looks_like_path(source) and cfg.format != "hf"):
         raise DataError(f"The data file {source!r} (data.source) does not exist (looked in {path.resolve().parent}).")
     return _load_hub(cfg)
 

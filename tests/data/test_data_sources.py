@@ -156,6 +156,11 @@ def test_missing_file(tmp_path):
         load_task_data(cfg_for(tmp_path / "nope.csv"))
 
 
+def test_missing_file_with_explicit_format_is_not_sent_to_the_hub(tmp_path, offline_hub):
+    with pytest.raises(DataError, match="does not exist"):
+        load_task_data(cfg_for(tmp_path / "exported_table", format="parquet"))
+
+
 def test_hub_name_fails_clearly_offline(offline_hub):
     with pytest.raises(DataError, match="nobody/no_such_set.*Hugging Face hub failed.*save_to_disk"):
         load_task_data(cfg_for("nobody/no_such_set"))
