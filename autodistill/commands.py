@@ -166,9 +166,11 @@ def validate_components(cfg: RunConfig) -> None:
     from autodistill.config.schema import parse
     from autodistill.errors import ConfigError
     from autodistill.losses import LOSSES
+    from autodistill.student import load_transforms
     from autodistill.student.base import TRANSFORMS
     from autodistill.weighting import WEIGHTINGS
 
+    load_transforms()
     for i, step in enumerate(cfg.student.transforms):
         key = f"student.transforms[{i}]"
         if step["name"] not in TRANSFORMS:

@@ -18,7 +18,7 @@ def tiny_tokenizer(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     vocab = SPECIALS + POSITIVE + NEGATIVE + NEUTRAL + list("abcdefghijklmnopqrstuvwxyz")
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    return BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5: `vocab=`
 
 
 def tiny_bert_config(num_labels: int = 2, layers: int = 4, vocab_size: int = 64):

@@ -18,6 +18,11 @@ sharing the GPU does not inflate a student's number.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -28,7 +33,7 @@ from autodistill.evaluate.speed import BatchFn, model_device, random_batch_fn
 def _cpu_activation_peak(model: nn.Module, inputs: dict[str, torch.Tensor]) -> int:
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         model(**inputs)
     try:
         tree = prof.profiler.kineto_results.experimental_event_tree()
@@ -92,3 +97,18 @@ def peak_memory(
 def peak_memory_mb(model: nn.Module, batch_size: int, seq_len: int, example_batch_fn: BatchFn | None = None) -> float:
     """Peak MB of one forward pass at ``[batch_size, seq_len]``: weights + inputs + activations."""
     return peak_memory(model, batch_size, seq_len, example_batch_fn)["peak"]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """The profiler's C++ side prints USDT start/stop lines straight to fd 2; hide them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

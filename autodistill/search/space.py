@@ -247,9 +247,11 @@ def first_value(value: Any) -> Any:
 def check_components(space: SearchSpace) -> None:
     """Every name is registered and every transform's options parse; errors name the key."""
     from autodistill.losses import LOSSES
+    from autodistill.student import load_transforms
     from autodistill.student.base import TRANSFORMS
     from autodistill.weighting import WEIGHTINGS
 
+    load_transforms()
     where = f"search space {space.name!r}"
 
     def names(block: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ read memory-mapped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ class SplitOutputs:
     lengths: np.ndarray | None = None
     hidden: dict[int, np.ndarray] = field(default_factory=dict)
     attention: dict[int, np.ndarray] = field(default_factory=dict)
+    qkv: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     attn_offsets: np.ndarray | None = None
     heads: int = 0
 
@@ -64,6 +66,10 @@ class TeacherOutputs:
         }
         if s.hidden:
             out["teacher_hidden"] = {j: self._gather_hidden(s, arr, indices, seq_len).to(device) for j, arr in s.hidden.items()}
+        if s.qkv:
+            out["teacher_qkv"] = {
+                j: tuple(self._gather_hidden(s, a, indices, seq_len).to(device) for a in arrs) for j, arrs in s.qkv.items()
+            }
         if s.attention:
             out["teacher_attentions"] = {j: self._gather_attn(s, arr, indices, seq_len).to(device) for j, arr in s.attention.items()}
         return out
@@ -96,23 +102,25 @@ class TeacherCache:
     def _path(self, split: str, what: str) -> Path:
         return self.folder / f"{split}.{what}.npy"
 
-    def _missing(self, split: str, hidden: list[int], attention: list[int]) -> list[str]:
+    def _missing(self, split: str, hidden: list[int], attention: list[int], qkv: list[int] = ()) -> list[str]:
         wanted = ["logits", "offsets"] + [f"hidden{j}" for j in hidden] + [f"attn{j}" for j in attention]
+        wanted += [f"{x}{j}" for j in qkv for x in "qkv"]
         if attention:
             wanted.append("attn_offsets")
         return [w for w in wanted if not self._path(split, w).exists()]
 
-    def estimate_bytes(self, model_config: Any, encoded: dict[str, Encoded], hidden: list[int], attention: list[int]) -> int:
+    def estimate_bytes(self, model_config: Any, encoded: dict[str, Encoded], hidden: list[int], attention: list[int],
+                       qkv: list[int] = ()) -> int:
         """Bytes that the missing arrays would take (fp16)."""
         total = 0
         heads = getattr(model_config, "num_attention_heads", 0)
         width = getattr(model_config, "hidden_size", 0)
         for split, enc in encoded.items():
             lengths = enc.lengths.astype(np.int64)
-            missing = self._missing(split, hidden, attention)
+            missing = self._missing(split, hidden, attention, qkv)
             if "logits" in missing:
                 total += len(lengths) * getattr(model_config, "num_labels", 2) * 2
-            total += sum(int(lengths.sum()) * width * 2 for m in missing if m.startswith("hidden"))
+            total += sum(int(lengths.sum()) * width * 2 for m in missing if m.startswith(("hidden", "q", "k", "v")))
             total += sum(int((lengths**2).sum()) * heads * 2 for m in missing if m.startswith("attn") and m != "attn_offsets")
         return total
 
@@ -123,6 +131,7 @@ class TeacherCache:
         pad_id: int,
         hidden: list[int] | tuple[int, ...] = (),
         attention: list[int] | tuple[int, ...] = (),
+        qkv: list[int] | tuple[int, ...] = (),
         label_order: list[int] | None = None,
         batch_size: int = 64,
         device: Any = "cpu",
@@ -134,9 +143,9 @@ class TeacherCache:
         ``label_order[k]`` is the teacher output index of data label k (teacher and data may
         order their labels differently); logits are stored in data order.
         """
-        hidden, attention = sorted(set(hidden)), sorted(set(attention))
+        hidden, attention, qkv = sorted(set(hidden)), sorted(set(attention)), sorted(set(qkv))
         self.folder.mkdir(parents=True, exist_ok=True)
-        need = self.estimate_bytes(model.config, encoded, hidden, attention)
+        need = self.estimate_bytes(model.config, encoded, hidden, attention, qkv)
         if need:
             free = shutil.disk_usage(self.folder).free
             if need * 1.1 > free:
@@ -150,18 +159,19 @@ class TeacherCache:
         if meta is not None and not (self.folder / "meta.json").exists():
             (self.folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         for split, enc in encoded.items():
-            missing = self._missing(split, hidden, attention)
+            missing = self._missing(split, hidden, attention, qkv)
             if missing:
-                self._compute(model, split, enc, pad_id, missing, hidden, attention, label_order, batch_size, device, progress)
-        return self.open(list(encoded), hidden, attention)
+                self._compute(model, split, enc, pad_id, missing, hidden, attention, qkv, label_order, batch_size, device, progress)
+        return self.open(list(encoded), hidden, attention, qkv)
 
-    def open(self, splits: list[str], hidden: list[int], attention: list[int]) -> TeacherOutputs:
+    def open(self, splits: list[str], hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
         out = {}
         for split in splits:
             load = lambda what, s=split: np.load(self._path(s, what), mmap_mode="r")  # noqa: E731
             offsets = np.asarray(load("offsets"))
             s = SplitOutputs(logits=load("logits"), offsets=offsets, lengths=np.diff(offsets))
             s.hidden = {j: load(f"hidden{j}") for j in hidden}
+            s.qkv = {j: (load(f"q{j}"), load(f"k{j}"), load(f"v{j}")) for j in qkv}
             if attention:
                 s.attention = {j: load(f"attn{j}") for j in attention}
                 s.attn_offsets = np.asarray(load("attn_offsets"))
@@ -171,10 +181,13 @@ class TeacherCache:
         return TeacherOutputs(out)
 
     @torch.no_grad()
-    def _compute(self, model, split, enc, pad_id, missing, hidden, attention, label_order, batch_size, device, progress):
+    def _compute(self, model, split, enc, pad_id, missing, hidden, attention, qkv, label_order, batch_size, device, progress):
+        from autodistill.losses.capture import capture_qkv
+
         model.eval().to(device)
         want_hidden = [j for j in hidden if f"hidden{j}" in missing]
         want_attn = [j for j in attention if f"attn{j}" in missing]
+        want_qkv = [j for j in qkv if f"q{j}" in missing]
         n = len(enc.labels)
         lengths = enc.lengths.astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -182,11 +195,16 @@ class TeacherCache:
         logits = np.zeros((n, model.config.num_labels), dtype=np.float16)
         hid = {j: np.zeros((int(offsets[-1]), model.config.hidden_size), dtype=np.float16) for j in want_hidden}
         att = {j: np.zeros(int(attn_offsets[-1]), dtype=np.float16) for j in want_attn}
+        qkv_arr: dict[int, list[np.ndarray]] = {}
         batches = batch_indices(lengths, batch_size, shuffle=False, seed=0)
         for idx in tqdm(batches, desc=f"teacher outputs ({split})", disable=not progress, leave=False):
             batch = collate(enc, idx, pad_id)
             inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            out = model(**inputs, output_hidden_states=bool(want_hidden), output_attentions=bool(want_attn))
+            with capture_qkv(model, want_qkv) if want_qkv else contextlib.nullcontext({}) as captured:
+                out = model(**inputs, output_hidden_states=bool(want_hidden), output_attentions=bool(want_attn))
+            for j, tensors in captured.items():
+                if j not in qkv_arr:
+                    qkv_arr[j] = [np.zeros((int(offsets[-1]), t.shape[-1]), dtype=np.float16) for t in tensors]
             logits[idx] = out.logits.float().cpu().numpy()
             for row, i in enumerate(idx):
                 L = int(lengths[i])
@@ -194,6 +212,9 @@ class TeacherCache:
                     hid[j][offsets[i] : offsets[i + 1]] = out.hidden_states[j][row, :L].float().cpu().numpy()
                 for j in want_attn:
                     att[j][attn_offsets[i] : attn_offsets[i + 1]] = out.attentions[j][row, :, :L, :L].float().cpu().numpy().ravel()
+                for j, tensors in captured.items():
+                    for arr, t in zip(qkv_arr[j], tensors):
+                        arr[offsets[i] : offsets[i + 1]] = t[row, :L].float().cpu().numpy()
         if label_order is not None:
             logits = logits[:, label_order]
         _save_atomic(self._path(split, "offsets"), offsets)
@@ -203,6 +224,9 @@ class TeacherCache:
             _save_atomic(self._path(split, f"hidden{j}"), arr)
         for j, arr in att.items():
             _save_atomic(self._path(split, f"attn{j}"), arr)
+        for j, arrs in qkv_arr.items():
+            for x, arr in zip("qkv", arrs):
+                _save_atomic(self._path(split, f"{x}{j}"), arr)
         # logits last: their presence marks the split as started by a complete writer
         if "logits" in missing:
             _save_atomic(self._path(split, "logits"), logits)

@@ -93,13 +93,22 @@ def load_classifier(path: Path, cfg: TeacherConfig, **kwargs: Any) -> Any:
             f"The teacher at {path} has no .safetensors weights. Pickled .bin weights can run code when "
             "loaded; convert them, or set 'teacher.safetensors_only: false' if you trust the source."
         )
-    return AutoModelForSequenceClassification.from_pretrained(
-        str(path),
-        use_safetensors=True if cfg.safetensors_only else None,
-        trust_remote_code=cfg.trust_remote_code,
-        dtype=torch.float32,
-        **kwargs,
-    )
+    from transformers.utils import logging as hf_logging
+
+    # a backbone gets a new classifier head; that is the point of fine-tuning, not news
+    level = hf_logging.get_verbosity()
+    if kwargs.get("num_labels") is not None:
+        hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(path),
+            use_safetensors=True if cfg.safetensors_only else None,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=torch.float32,
+            **kwargs,
+        )
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def label_order(config: Any, label_names: tuple[str, ...]) -> list[int]:

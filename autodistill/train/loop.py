@@ -6,6 +6,7 @@ CUDA. A non-finite loss stops the run with the step and the terms that went bad.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from autodistill.data import Encoded, batch_indices, collate
 from autodistill.errors import TrainingError
 from autodistill.losses.base import DistillBatch
+from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
 from autodistill.train.device import autocast, resolve_device
 from autodistill.train.teacher_signal import TeacherSignal
@@ -91,8 +93,15 @@ def train(
     loss_fn.to(device).train()
     needs = getattr(loss_fn, "needs", frozenset())
     want_hidden, want_attn = "hidden" in needs, "attentions" in needs
-    params = list(model.named_parameters()) + [(f"loss.{n}", p) for n, p in loss_fn.named_parameters()]
-    optimizer = torch.optim.AdamW(_param_groups(params, spec.weight_decay), lr=spec.lr)
+    params = list(model.named_parameters())
+    groups = _param_groups(params, spec.weight_decay)
+    if hasattr(loss_fn, "param_groups"):  # projections like the student; learned weights at their own lr
+        groups += loss_fn.param_groups(spec.lr, spec.weight_decay)
+    else:
+        groups += _param_groups([(f"loss.{n}", p) for n, p in loss_fn.named_parameters()], spec.weight_decay)
+    params += [(f"loss.{n}", p) for n, p in loss_fn.named_parameters()]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=spec.lr)
+    qkv_layers = loss_fn.student_qkv_layers() if "qkv" in needs else []
     warmup = int(spec.warmup_ratio * spec.steps)
 
     def schedule(step: int) -> float:
@@ -116,7 +125,7 @@ def train(
             inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
             if id_map is not None:
                 inputs["input_ids"] = id_map[inputs["input_ids"]]
-            with autocast(device, spec.bf16):
+            with autocast(device, spec.bf16), (capture_qkv(model, qkv_layers) if qkv_layers else contextlib.nullcontext({})) as sqkv:
                 out = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
                 dbatch = DistillBatch(
                     labels=batch["labels"].to(device),
@@ -124,15 +133,17 @@ def train(
                     student_logits=out.logits,
                     student_hidden=out.hidden_states if want_hidden else None,
                     student_attentions=out.attentions if want_attn else None,
+                    student_qkv=sqkv or None,
                     layer_map=list(layer_map or []),
                     temperature=temperature,
                     **targets,
                 )
                 loss, parts = loss_fn(dbatch)
-            if not torch.isfinite(loss):
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
                 bad = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
                 raise TrainingError(
-                    f"The loss became {float(loss)} at step {step} of {desc} ({bad}). Lower 'distill.lr' "
+                    f"The loss became {loss_value} at step {step} of {desc} ({bad}). Lower 'distill.lr' "
                     "or the loss weights, or raise 'distill.max_grad_norm' clipping."
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -143,9 +154,9 @@ def train(
             if hasattr(loss_fn, "step_end"):
                 loss_fn.step_end(step)
             result.steps = step
-            result.history.append({"step": step, "loss": float(loss), **parts})
+            result.history.append({"step": step, "loss": loss_value, **parts})
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
             if evaluate is not None and (at_eval or step == spec.steps):
                 model.eval()

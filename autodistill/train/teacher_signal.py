@@ -3,11 +3,13 @@ teacher forward pass (for comparison in benchmarks, and for data that is not cac
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from autodistill.losses.capture import capture_qkv
 from autodistill.teacher.cache import TeacherOutputs
 
 
@@ -27,17 +29,20 @@ class CachedTeacher:
 class LiveTeacher:
     """Runs the teacher on each batch (``batch`` holds the teacher's own token ids)."""
 
-    def __init__(self, model: torch.nn.Module, hidden: list[int] = (), attention: list[int] = (), label_order: list[int] | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, hidden: list[int] = (), attention: list[int] = (),
+                 label_order: list[int] | None = None, qkv: list[int] = ()) -> None:
         self.model = model.eval()
         self.hidden = list(hidden)
         self.attention = list(attention)
+        self.qkv = list(qkv)
         self.label_order = label_order
 
     @torch.no_grad()
     def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
         self.model.to(device)
         inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        out = self.model(**inputs, output_hidden_states=bool(self.hidden), output_attentions=bool(self.attention))
+        with capture_qkv(self.model, self.qkv) if self.qkv else contextlib.nullcontext({}) as captured:
+            out = self.model(**inputs, output_hidden_states=bool(self.hidden), output_attentions=bool(self.attention))
         logits = out.logits.float()
         if self.label_order is not None:
             logits = logits[:, self.label_order]
@@ -45,6 +50,8 @@ class LiveTeacher:
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         if self.hidden:
             res["teacher_hidden"] = {j: out.hidden_states[j].float() * mask for j in self.hidden}
+        if captured:
+            res["teacher_qkv"] = {j: tuple(t.float() * mask for t in qkv) for j, qkv in captured.items()}
         if self.attention:
             res["teacher_attentions"] = {j: out.attentions[j].float() for j in self.attention}
         return res

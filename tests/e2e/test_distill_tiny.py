@@ -1,0 +1,87 @@
+"""End to end on tiny in-process assets: a backbone that the tool fine-tunes into a teacher,
+a CSV task, one distillation through the CLI, then evaluate on the saved student."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from helpers import sentiment_rows, tiny_backbone_dir, write_csv
+
+from autodistill.cli import main
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    backbone = tiny_backbone_dir(tmp_path / "backbone")
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(600))
+    cfg = {
+        "output_dir": str(tmp_path / "out"),
+        "teacher": {"model": str(backbone), "finetune": {"epochs": 5, "lr": 2e-3, "batch_size": 16}},
+        "data": {"source": str(data), "max_length": 32},
+        "student": {"transforms": [{"name": "depth", "layers": 2, "choice": "uniform"}]},
+        "distill": {"mode": "full", "epochs": 2, "lr": 1e-3, "batch_size": 16, "eval_batch_size": 64},
+        "evaluate": {"batch_sizes": [1, 4], "repeats": 2, "warmup": 1},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, tmp_path
+
+
+def test_teacher_distill_evaluate(tiny_run, capsys):
+    path, tmp = tiny_run
+    assert main(["teacher", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out
+    assert main(["distill", str(path), "--quiet"]) == 0
+    result = json.loads((tmp / "out" / "result.json").read_text())
+    s, t = result["student"], result["teacher"]
+    # the toy task is learnable: the teacher and the student both clear chance by a wide margin
+    assert t["test"]["accuracy"] > 0.8
+    assert s["test"]["accuracy"] > 0.7
+    assert s["parameters"]["total"] < t["parameters"]["total"]
+    assert result["relative"]["parameter_ratio"] < 1
+    assert s["latency_ms"]["latency_ms_b1"] > 0
+    assert result["labels"] == ["negative", "positive"]
+    assert result["fingerprints"]["teacher"] and result["versions"]["torch"]
+    student_dir = tmp / "out" / "student"
+    config = json.loads((student_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert config["num_hidden_layers"] == 2
+    assert list(student_dir.glob("*.safetensors"))
+    # a fresh process loads it with transformers alone and `evaluate` reproduces the accuracy
+    code = (
+        "import sys; from transformers import AutoModelForSequenceClassification as M, pipeline;"
+        f"m = M.from_pretrained(r'{student_dir}'); p = pipeline('text-classification', model=r'{student_dir}');"
+        "print(p('a great movie')[0]['label'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] in ("negative", "positive")
+    capsys.readouterr()
+    assert main(["evaluate", str(path), "--model", str(student_dir), "--json", "--quiet"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert abs(ev["accuracy"] - s["test"]["accuracy"]) < 0.005
+
+
+def test_teacher_is_reused_and_not_retrained_by_student_settings(tiny_run, capsys):
+    path, tmp = tiny_run
+    from autodistill.commands import run_teacher
+    from autodistill.config import load_config
+
+    first = run_teacher(load_config(path), progress=False)
+    again = run_teacher(load_config(path, ["student.transforms[0].layers=1", "distill.lr=5e-4"]), progress=False)
+    assert again["path"] == first["path"] and again["fingerprint"] == first["fingerprint"]
+    changed = run_teacher(load_config(path, ["teacher.finetune.epochs=1"]), progress=False)
+    assert changed["fingerprint"] != first["fingerprint"]
+
+
+def test_bad_config_fails_before_any_work(tiny_run, capsys):
+    path, tmp = tiny_run
+    assert main(["distill", str(path), "--set", "student.transforms[0].name=shrink", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'student.transforms[0].name'" in err and "depth" in err
+    assert not (tmp / "out").exists()
