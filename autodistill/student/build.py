@@ -241,8 +241,10 @@ def rebuild_student(teacher_model: Any, resolved: dict[str, Any]) -> StudentBuil
         raise ConfigError(f"Unsupported student record version {resolved.get('version')!r}; expected {RECORD_VERSION}.")
     steps = _parse_steps([Step(r["name"], dict(r["options"])) for r in resolved["transforms"]])
     records = [dict(r) for r in resolved["transforms"]]
-    state = _teacher_state(teacher_model)
     shape = shape_from_config(teacher_model.config)
+    if "teacher_shape" in resolved and shape.to_dict() != resolved["teacher_shape"]:
+        raise ConfigError("The student record does not fit this teacher: its shape differs from the recorded one.")
+    state = _teacher_state(teacher_model)
     for s, rec in zip(steps, records):
         state, shape = s.transform.apply(state, shape, rec["resolved"])
     if shape.to_dict() != resolved["shape"]:
