@@ -14,6 +14,7 @@ This module imports no optuna: a :class:`Sampler` protocol stands between it and
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,11 @@ def suggest(trial: Sampler, name: str, value: Any) -> Any:
     if not is_distribution(value):
         return value
     if "choice" in value:
-        return trial.suggest_categorical(name, list(value["choice"]))
+        choices = list(value["choice"])
+        if all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+            return trial.suggest_categorical(name, choices)
+        # lists/mappings do not persist in Optuna storage: sample their JSON text instead
+        return json.loads(trial.suggest_categorical(name, [json.dumps(c) for c in choices]))
     lo, hi = value.get("int", value.get("float"))
     if "int" in value:
         return trial.suggest_int(name, int(lo), int(hi), step=int(value.get("step", 1)), log=bool(value.get("log", False)))
