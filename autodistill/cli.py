@@ -168,7 +168,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
                    help="smallest student with validation quality >= R x the teacher's")
     p.add_argument("--trial", type=int, default=None, help="export this trial number")
     p.add_argument("--no-retrain", action="store_true",
-                   help="export the trial's proxy student (its proxy run is rerun exactly: proxy weights are not stored)")
+                   help="export the trial's proxy student (its proxy run is rerun exactly; weights are not stored)")
     p.add_argument("--formats", default="hf", help="comma-separated: hf,onnx,int8 (default: hf)")
     p.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export)")
     p.add_argument("--register", default=None, metavar="NAME", help="register the exported model in MLflow under NAME")
@@ -209,7 +209,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[ar
              lambda p: p.add_argument("--json", action="store_true", help="print JSON")),
     "search": (cmd_search, "search students and loss mixtures; running it again continues the study", _search_args),
     "pareto": (cmd_pareto, "print the study's Pareto front and write pareto.json/.csv/.png", _study_args),
-    "export": (cmd_export, "pick a student from the study, train it in full and export it (HF, ONNX, int8)", _export_args),
+    "export": (cmd_export, "pick a student from the study, train it in full, export it (HF, ONNX, int8)", _export_args),
 }
 
 

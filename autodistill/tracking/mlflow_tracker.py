@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ class Tracker:
         before = self.client.get_run(self.parent_id).info.status
         self.client.log_artifacts(self.parent_id, str(folder), artifact_path="export")
         if metrics:
-            items = [Metric(f"export.{k}", float(v), 0, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+            now = int(time.time() * 1000)  # a real timestamp: each export adds a point, not a duplicate
+            items = [Metric(f"export.{k}", float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
             self.client.log_batch(self.parent_id, metrics=items)
         out: dict[str, Any] = {"run_id": self.parent_id, "artifacts": "export", "flavor": None, "registered": None}
         if kind == "stock":

@@ -1,0 +1,148 @@
+"""End to end on tiny models: a 3-trial search on a toy CSV with a tiny BERT classifier teacher,
+then ``autodistill export``: pick, final training, HF folder + card + ONNX/int8, MLflow, reload in a
+fresh process with transformers alone, and an export that fails half-way leaving the earlier one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import sentiment_rows, tiny_classifier_dir, write_csv
+
+SPACE = {
+    "name": "tiny-export",
+    "proxy_steps": 12,
+    "proxy_examples": 64,
+    "transforms": [{"name": "depth", "layers": {"int": [1, 3]}, "choice": "uniform"}],
+    "loss": {"temperature": 2.0, "terms": [{"name": "ce", "weight": 0.5}, {"name": "kl", "weight": 0.5}]},
+    "train": {"lr": {"float": [1.0e-3, 3.0e-3], "log": True}},
+}
+
+
+def _config(root: Path) -> Path:
+    teacher = tiny_classifier_dir(root / "teacher")
+    data = write_csv(root / "toy.csv", sentiment_rows(240))
+    space = root / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    cfg = {
+        "output_dir": str(root / "run"),
+        "seed": 0,
+        "teacher": {"model": str(teacher)},
+        "data": {"source": str(data), "max_length": 16, "validation_size": 0.2, "test_size": 0.2},
+        "distill": {"epochs": 1, "batch_size": 16, "eval_batch_size": 64, "device": "cpu", "bf16": False},
+        "evaluate": {"warmup": 1, "repeats": 2, "seq_len": 12},
+        "search": {"space": str(space), "n_trials": 3, "startup_trials": 3, "sampler": "random",
+                   "pruning": {"enabled": False}},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One tiny search shared by the tests of this module (its own autodistill home)."""
+    from autodistill.config import load_config
+    from autodistill.controller import Search
+
+    root = tmp_path_factory.mktemp("e2e")
+    old = os.environ.get("AUTODISTILL_HOME")
+    os.environ["AUTODISTILL_HOME"] = str(root / "home")
+    try:
+        path = _config(root)
+        cfg = load_config(path)
+        out = Search(cfg, progress=False).run()
+        yield path, cfg, out
+    finally:
+        if old is not None:
+            os.environ["AUTODISTILL_HOME"] = old
+
+
+@pytest.fixture
+def home(searched, monkeypatch):
+    monkeypatch.setenv("AUTODISTILL_HOME", str(Path(searched[1].output_dir).parent / "home"))
+
+
+def test_export_knee_with_onnx_int8_and_mlflow(searched, home, tmp_path):
+    from autodistill.export.run import run_export
+
+    _, cfg, out = searched
+    assert out["trained"] == 3 and out["front"]
+    target = tmp_path / "exported"
+    r = run_export(cfg, formats="onnx,int8", out=target, register="tiny-student", progress=False)
+    # the knee is a point of the front, retrained at full length on the whole train split
+    assert r["pick"]["trial"] in {f["number"] for f in out["front"]} and r["pick"]["on_front"]
+    assert r["train"]["mode"] == "retrained" and r["train"]["examples"] == r["data"]["train"]
+    files = {p.name for p in target.iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "pareto.png", "export.json", "autodistill_student.json"} <= files
+    assert (target / "onnx" / "model.onnx").is_file() and (target / "onnx" / "model.int8.onnx").is_file()
+    conf = json.loads((target / "config.json").read_text())
+    assert conf["id2label"] == {"0": "negative", "1": "positive"}
+    card = (target / "README.md").read_text()
+    assert f"trial {r['pick']['trial']}" in card and "Kind: stock" in card and "pareto.png" in card
+    assert f"{r['student']['test']['quality']:.4f}" in card and f"{r['teacher']['test']['quality']:.4f}" in card
+    # ONNX fp32 agrees with PyTorch (checked inside); int8 measured next to it
+    assert r["formats"]["onnx"]["agreement"] == 1.0
+    assert set(r["formats"]["int8"]["latency_ms"]) == {"latency_ms_b1", "latency_ms_b32"}
+    assert r["formats"]["int8"]["size_mb"] < r["formats"]["onnx"]["size_mb"]
+    m = r["mlflow"]
+    assert m["flavor"] == "transformers" and m["registered"]["name"] == "tiny-student"
+
+    # a fresh process with transformers alone loads it and predicts the labels
+    code = (
+        "import sys; from transformers import pipeline\n"
+        f"p = pipeline('text-classification', model={str(target)!r})\n"
+        "out = p(['a good great movie', 'the film was awful and dull'])\n"
+        "assert all(o['label'] in ('negative', 'positive') for o in out), out\n"
+        "assert 'autodistill' not in sys.modules\n"
+        "print('OK', out)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_no_retrain_reproduces_the_trial(searched, home, tmp_path):
+    from autodistill.export.pick import PickRule
+    from autodistill.export.run import run_export
+
+    _, cfg, out = searched
+    number = out["front"][0]["number"]
+    r = run_export(cfg, PickRule(trial=number), out=tmp_path / "proxy", retrain=False, progress=False)
+    assert r["train"]["mode"] == "proxy" and r["train"]["steps"] == SPACE["proxy_steps"]
+    assert r["proxy"]["reproduced_validation_quality"] == pytest.approx(r["proxy"]["validation_quality"], abs=1e-9)
+
+
+def test_failed_export_leaves_the_earlier_one(searched, home, tmp_path, monkeypatch):
+    import autodistill.export.run as run_mod
+    from autodistill.export.pick import PickRule
+
+    _, cfg, out = searched
+    target = tmp_path / "exp"
+    number = out["front"][0]["number"]
+    run_mod.run_export(cfg, PickRule(trial=number), out=target, retrain=False, progress=False)
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+
+    def broken(*a, **k):  # the HF files are written by now; the ONNX step dies
+        raise RuntimeError("injected failure half-way through the export")
+
+    monkeypatch.setattr(run_mod, "_onnx_formats", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_mod.run_export(cfg, PickRule(trial=number), formats="onnx", out=target, retrain=False, progress=False)
+    after = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+    assert after == before
+    assert not list(tmp_path.glob(".exp.tmp-*"))
+
+
+def test_cli_rule_nobody_meets_names_the_flag(searched, home, capsys):
+    from autodistill.cli import main
+
+    path, _, _ = searched
+    code = main(["export", str(path), "--max-params", "10", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--max-params" in err and "Closest trials" in err and "trial " in err
