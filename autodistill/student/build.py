@@ -198,12 +198,18 @@ def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | Non
     shape = teacher_shape
     model: Any = teacher_model  # the current intermediate model, for importance scores
     records = []
+    token_map = None
+    step_ctx = ctx
     for s in steps:
         step_plan = s.transform.plan(shape, s.options, ctx)
         if s.transform.wants_model(s.options) and model is None:
             model = build_model(shape, teacher_model.config, state)
-        resolved = s.transform.resolve(model, shape, s.options, ctx)
+        resolved = s.transform.resolve(model, shape, s.options, step_ctx)
         state, shape = s.transform.apply(state, shape, resolved)
+        new_map = s.transform.token_id_map(resolved)
+        if new_map is not None:  # later importance scores run on the student's own token ids
+            token_map = _compose_maps(token_map, new_map)
+            step_ctx = _remapped_context(ctx, token_map)
         _check_plan(s, step_plan, shape)
         model = None
         records.append({"name": s.step.name, "options": dict(s.step.options), "resolved": resolved})
@@ -219,6 +225,18 @@ def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | Non
         "require_stock_architecture": spec.require_stock_architecture,
     }
     return _finish(teacher_model, steps, records, state, shape, extra)
+
+
+def _remapped_context(ctx: BuildContext, token_map: Any) -> BuildContext:
+    import dataclasses
+
+    import torch
+
+    if not ctx.calibration:
+        return ctx
+    table = torch.as_tensor(token_map, dtype=torch.long).clamp_min(0)
+    batches = [{**b, "input_ids": table[b["input_ids"]]} for b in ctx.calibration]
+    return dataclasses.replace(ctx, calibration=batches)
 
 
 def _check_plan(s: _Step, planned: ModelShape, actual: ModelShape) -> None:

@@ -1,0 +1,185 @@
+"""The search end to end on tiny in-process assets: a 4-layer classifier teacher, a toy CSV,
+a small space. Real Optuna on SQLite and real MLflow on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from helpers import sentiment_rows, tiny_classifier_dir, write_csv
+from optuna.trial import TrialState
+
+from autodistill.config import load_config
+from autodistill.errors import BudgetError, ConfigError
+
+SPACE = {
+    "name": "tiny",
+    "proxy_steps": 6,
+    "proxy_examples": 120,
+    "transforms": [
+        {"name": "vocab"},
+        {"name": "depth", "layers": {"int": [1, 3]}, "choice": "uniform"},
+        {"name": "ffn", "optional": True, "ratio": {"float": [0.25, 0.75]}},
+    ],
+    "loss": {
+        "temperature": {"float": [1.0, 4.0]},
+        "terms": [{"name": "kl"}, {"name": "ce", "optional": True, "weight": {"float": [0.1, 1.0]}}],
+    },
+    "train": {"lr": {"float": [1e-4, 1e-3], "log": True}},
+}
+
+
+@pytest.fixture
+def tiny_search(tmp_path):
+    teacher = tiny_classifier_dir(tmp_path / "teacher")
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(300))
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    cfg = {
+        "output_dir": str(tmp_path / "out"),
+        "teacher": {"model": str(teacher)},
+        "data": {"source": str(data), "max_length": 32},
+        "distill": {"batch_size": 16, "eval_batch_size": 64},
+        "evaluate": {"repeats": 2, "warmup": 1},
+        "search": {"space": str(space), "n_trials": 3, "startup_trials": 2, "sampler": "tpe",
+                   "pruning": {"enabled": False}},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, tmp_path
+
+
+def _study(tmp: Path) -> optuna.Study:
+    return optuna.load_study(study_name="out", storage=f"sqlite:///{tmp / 'out' / 'study.db'}")
+
+
+def test_search_writes_front_matching_optuna_and_mlflow(tiny_search):
+    from mlflow.tracking import MlflowClient
+
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    out = Search(load_config(path), progress=False).run()
+    assert out["trained"] == 3
+    study = _study(tmp)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    pareto = json.loads((tmp / "out" / "pareto.json").read_text())
+    feasible_best = sorted(t.number for t in study.best_trials if all(v <= 0 for v in (t.constraints or {}).values()))
+    assert sorted(r["number"] for r in pareto["front"]) == feasible_best
+    for r in pareto["front"]:
+        assert set(r["objectives"]) == {"quality", "parameters"} and r["params"] and r["mlflow_run_id"]
+        t = study.trials[r["number"]]
+        assert r["objectives"]["quality"] == t.values[0] and r["params"] == t.params
+        assert t.user_attrs["resolved"]["transforms"]  # the resolved form is stored with the trial
+    assert (tmp / "out" / "pareto.csv").read_text().count("\n") == len(pareto["front"]) + 1
+    assert (tmp / "out" / "pareto.png").stat().st_size > 1000
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("autodistill")
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.data.tags.get("autodistill.role") == "study"]
+    trials = [r for r in runs if r.data.tags.get("autodistill.role") == "trial"]
+    assert len(parent) == 1 and len(trials) == 3
+    assert all(r.info.status == "FINISHED" for r in trials)
+    tagged = {r.info.run_id for r in trials if r.data.tags.get("autodistill.pareto") == "true"}
+    assert tagged == {r["mlflow_run_id"] for r in pareto["front"]}
+    arts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")}
+    assert {"pareto/pareto.json", "pareto/pareto.csv", "pareto/pareto.png"} <= arts
+    some = trials[0]
+    assert any(k.startswith("train.") for k in some.data.metrics) and "quality" in some.data.metrics
+
+
+def test_refused_students_are_never_built_and_recorded(tiny_search, monkeypatch):
+    import autodistill.student.build as build
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    built: list[int] = []
+    real = build.build_student
+
+    def spy(teacher, spec, ctx=None):
+        b = real(teacher, spec, ctx)
+        built.append(sum(p.numel() for p in b.model.parameters()))
+        return b
+
+    monkeypatch.setattr(build, "build_student", spy)
+    cfg = load_config(path, ["budget.max_parameters=16000", "search.n_trials=2"])
+    Search(cfg, progress=False).run()
+    study = _study(tmp)
+    refused = [t for t in study.trials if t.user_attrs.get("refused")]
+    trained = [t for t in study.trials if t.user_attrs.get("trained")]
+    assert refused, "the budget should refuse the bigger students"
+    assert all(t.constraints["budget"] > 0 for t in refused)
+    assert all(t.constraints["budget"] <= 0 for t in trained)
+    assert len(built) == len(trained) == 2
+    assert all(n <= 16000 for n in built)
+
+
+def test_infeasible_budget_is_reported_before_training(tiny_search):
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    with pytest.raises(BudgetError, match="No student in search space 'tiny' meets the budget"):
+        Search(load_config(path, ["budget.max_parameters=100"]), progress=False).run()
+    assert not (tmp / "out" / "study.db").exists() or not _study(tmp).trials
+
+
+def test_resume_checks_objectives(tiny_search):
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    Search(load_config(path, ["search.n_trials=1"]), progress=False).run()
+    with pytest.raises(ConfigError, match="different search.objectives"):
+        Search(load_config(path, ["search.objectives=[quality, latency]"]), progress=False).run()
+
+
+def test_sigkill_then_rerun_finishes_the_study(tiny_search):
+    path, tmp = tiny_search
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "autodistill", "search", str(path), "--n-trials", "4", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = tmp / "out" / "study.db"
+    deadline = time.time() + 240
+    killed_mid_trial = False
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        if not db.exists():
+            continue
+        try:
+            st = _study(tmp)
+        except Exception:
+            continue
+        done = [t for t in st.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("trained")]
+        running = [t for t in st.trials if t.state == TrialState.RUNNING and t.user_attrs.get("trained")]
+        if done and running:
+            proc.send_signal(signal.SIGKILL)
+            killed_mid_trial = True
+            break
+    proc.wait(timeout=30)
+    assert killed_mid_trial, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    assert _study(tmp).get_trials(states=(TrialState.RUNNING,))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    st = _study(tmp)
+    assert not st.get_trials(states=(TrialState.RUNNING,))
+    trained = [t for t in st.trials if t.user_attrs.get("trained") and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(trained) == 4
+    failed = st.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1  # the one the kill interrupted, failed at restart, not rerun under its number
+    numbers = [t.number for t in st.trials]
+    assert len(numbers) == len(set(numbers))
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("autodistill")
+    statuses = [r.info.status for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("autodistill.role") == "trial"]
+    assert "RUNNING" not in statuses and statuses.count("FAILED") == 1 and statuses.count("FINISHED") == 4
+    assert np.isfinite([t.values[0] for t in trained if t.state == TrialState.COMPLETE]).all()
