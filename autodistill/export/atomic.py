@@ -69,6 +69,14 @@ def swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _plain_modes(folder: Path) -> None:
+    """Give the folder the modes a plain mkdir/open would (mkdtemp/mkstemp make them private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [folder, *folder.rglob("*")]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def atomic_folder(target: str | Path) -> Iterator[Path]:
     """``with atomic_folder(out) as tmp:`` write everything into ``tmp``; on a clean exit it
@@ -80,6 +88,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp
+        _plain_modes(tmp)
         swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -70,8 +70,11 @@ def model_card(r: dict[str, Any]) -> str:
         "| | teacher | student |",
         "|---|---:|---:|",
         f"| test {metric} | {_f(t['test']['quality'])} | {_f(s['test']['quality'])} |",
-        f"| test accuracy | {_f(t['test'].get('accuracy'))} | {_f(s['test'].get('accuracy'))} |",
-        f"| test macro-F1 | {_f(t['test'].get('macro_f1'))} | {_f(s['test'].get('macro_f1'))} |",
+        *[
+            f"| test {name} | {_f(t['test'].get(key))} | {_f(s['test'].get(key))} |"
+            for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))
+            if key != metric
+        ],
         f"| validation {metric} | {_f(t['validation']['quality'])} | {_f(s['validation']['quality'])} |",
         f"| proxy validation estimate (search) | | {_f(r['proxy']['validation_quality'])} |",
         f"| parameters | {t['parameters']['total']:,} | {s['parameters']['total']:,} |",
@@ -125,7 +128,7 @@ def model_card(r: dict[str, Any]) -> str:
         "",
         "## Budget and search",
         "",
-        f"- Budget: {json.dumps(r['budget'])}",
+        f"- Budget: {json.dumps(r['budget']) if r['budget'] else 'none set in the config'}",
         f"- Pick rule: {pick['rule']}",
         f"- Search: space `{r['study']['space']}`, objectives {', '.join(r['study']['objectives'])}, "
         f"{r['study']['trained']} trained trials, {r['study']['front']} on the front",

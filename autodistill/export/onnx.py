@@ -47,15 +47,20 @@ def input_names(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(k for k in ONNX_INPUTS if k in keys)
 
 
-def export_onnx(model: torch.nn.Module, path: Path, opset: int = 18) -> tuple[str, ...]:
+def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) -> tuple[str, ...]:
     """Write ``model`` (eval, CPU) as ONNX with dynamic batch and sequence axes; returns its input names."""
     from torch.export import Dim
 
     model = model.to("cpu").eval()
     names = input_names(model)
     wrapper = _Logits(model, names).eval()
-    example = torch.ones(2, 8, dtype=torch.long)
-    args = tuple(example if n != "token_type_ids" else torch.zeros_like(example) for n in names)
+    # distinct tensors per input: the exporter treats one tensor passed twice as one graph input
+    example = {
+        "input_ids": torch.full((2, 8), 5, dtype=torch.long),
+        "attention_mask": torch.ones(2, 8, dtype=torch.long),
+        "token_type_ids": torch.zeros(2, 8, dtype=torch.long),
+    }
+    args = tuple(example[n] for n in names)
     batch, seq = Dim("batch"), Dim("sequence")
     dynamic = {n: {0: batch, 1: seq} for n in names}
     path.parent.mkdir(parents=True, exist_ok=True)

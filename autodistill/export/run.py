@@ -212,6 +212,7 @@ def _result(
 
 def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> dict[str, Any]:
     from autodistill.evaluate import measure_latency, task_metrics
+    from autodistill.evaluate import state_size_mb as final_size_mb
     from autodistill.export.onnx import (
         check_parity,
         export_onnx,
@@ -235,6 +236,7 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
     out: dict[str, Any] = {
         "pytorch": {
             "file": "model.safetensors",
+            "size_mb": final_size_mb(model),
             "test_quality": task_metrics(labels, ref.argmax(-1), cfg.data.metric)["quality"],
             "agreement": 1.0,
             "latency_ms": measure_latency(
