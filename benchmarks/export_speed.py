@@ -36,13 +36,21 @@ def recipe_record(prep) -> dict:
 
     spec = StudentSpec((Step("depth", {"layers": 3, "choice": "uniform"}),))
     built = build_student(prep.teacher_model(), spec, prep.build_context())
-    return {"number": -1, "resolved": built.resolved, "loss": RECIPE_LOSS, "train": {}, "objectives": {"quality": float("nan")}}
+    return {
+        "number": -1,
+        "resolved": built.resolved,
+        "loss": RECIPE_LOSS,
+        "train": {},
+        "objectives": {"quality": float("nan")},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("config")
-    ap.add_argument("--n-trials", type=int, default=None, help="trained trials the study needs (default: search.n_trials)")
+    ap.add_argument(
+        "--n-trials", type=int, default=None, help="trained trials the study needs (default: search.n_trials)"
+    )
     ap.add_argument("--seeds", type=int, default=3, help="seeds for the recipe comparison (median)")
     ap.add_argument("--max-fraction", type=float, default=0.4, help="parameter cap as a fraction of the teacher's")
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
@@ -60,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     start = time.perf_counter()
     searched = Search(cfg, progress=False).run(args.n_trials)
-    print(f"search: {searched['trained']} trained trials, {len(searched['front'])} on the front "
-          f"({time.perf_counter() - start:.0f}s)")
+    print(
+        f"search: {searched['trained']} trained trials, {len(searched['front'])} on the front "
+        f"({time.perf_counter() - start:.0f}s)"
+    )
 
     prep = prepare(cfg, progress=False)
     teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
@@ -75,19 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     metric = r["metric"]
     print(f"== picked student vs teacher (CPU, {r['latency']['threads']} thread(s), seq len {r['latency']['seq_len']})")
     print(f"{'':<26}{'teacher':>14}{'student':>14}{'ratio':>10}")
-    print(f"{'parameters':<26}{t['parameters']['total']:>14,}{s['parameters']['total']:>14,}"
-          f"{s['parameters']['total'] / t['parameters']['total']:>10.3f}")
+    print(
+        f"{'parameters':<26}{t['parameters']['total']:>14,}{s['parameters']['total']:>14,}"
+        f"{s['parameters']['total'] / t['parameters']['total']:>10.3f}"
+    )
     print(f"{'test ' + metric:<26}{t['test']['quality']:>14.4f}{s['test']['quality']:>14.4f}")
     tb1, sb1 = t["latency_ms"]["latency_ms_b1"], s["latency_ms"]["latency_ms_b1"]
     print(f"{'latency b1 (ms)':<26}{tb1:>14.2f}{sb1:>14.2f}{tb1 / sb1:>9.2f}x   (target >= 3x)\n")
 
     f32, i8 = r["formats"]["onnx"], r["formats"]["int8"]
+    f_b32, i_b32 = f32["latency_ms"]["latency_ms_b32"], i8["latency_ms"]["latency_ms_b32"]
     print("== int8 vs fp32 (onnxruntime, batch 32)")
     print(f"{'':<26}{'fp32':>14}{'int8':>14}")
-    print(f"{'latency b32 (ms)':<26}{f32['latency_ms']['latency_ms_b32']:>14.2f}{i8['latency_ms']['latency_ms_b32']:>14.2f}"
-          f"   speedup {f32['latency_ms']['latency_ms_b32'] / i8['latency_ms']['latency_ms_b32']:.2f}x (target >= 1.5x)")
-    print(f"{'test ' + metric:<26}{f32['test_quality']:>14.4f}{i8['test_quality']:>14.4f}"
-          f"   difference {100 * (f32['test_quality'] - i8['test_quality']):+.2f} points (target within 1)")
+    print(f"{'latency b32 (ms)':<26}{f_b32:>14.2f}{i_b32:>14.2f}   speedup {f_b32 / i_b32:.2f}x (target >= 1.5x)")
+    print(
+        f"{'test ' + metric:<26}{f32['test_quality']:>14.4f}{i8['test_quality']:>14.4f}"
+        f"   difference {100 * (f32['test_quality'] - i8['test_quality']):+.2f} points (target within 1)"
+    )
     print(f"{'size MB':<26}{f32['size_mb']:>14.2f}{i8['size_mb']:>14.2f}\n")
 
     s_ = setup(cfg)
@@ -107,18 +121,29 @@ def main(argv: list[str] | None = None) -> int:
         steps["recipe"] = run.spec.steps
         recipe_params = sum(p.numel() for p in run.run.build.export_model().parameters())
     steps["picked"] = r["train"]["steps"]
-    print(f"== picked student vs DistilBERT's recipe (depth 3 uniform, CE+KL alpha 0.5, T=2), median of {len(seeds)} "
-          f"seeds {seeds} ({time.perf_counter() - t0:.0f}s)")
+    print(
+        f"== picked student vs DistilBERT's recipe (depth 3 uniform, CE+KL alpha 0.5, T=2), median of {len(seeds)} "
+        f"seeds {seeds} ({time.perf_counter() - t0:.0f}s)"
+    )
     print(f"{'':<26}{'recipe':>14}{'picked':>14}")
     print(f"{'parameters':<26}{recipe_params:>14,}{s['parameters']['total']:>14,}")
-    print(f"{'test ' + metric + ' (median)':<26}{statistics.median(recipe_q):>14.4f}{statistics.median(picked_q):>14.4f}")
-    print(f"{'test ' + metric + ' (each)':<26}{' '.join(f'{q:.4f}' for q in recipe_q):>14}  {' '.join(f'{q:.4f}' for q in picked_q)}")
+    print(
+        f"{'test ' + metric + ' (median)':<26}{statistics.median(recipe_q):>14.4f}{statistics.median(picked_q):>14.4f}"
+    )
+    print(
+        f"{'test ' + metric + ' (each)':<26}{' '.join(f'{q:.4f}' for q in recipe_q):>14}  "
+        f"{' '.join(f'{q:.4f}' for q in picked_q)}"
+    )
     print(f"{'final training steps':<26}{steps['recipe']:>14}{steps['picked']:>14}")
     verdict = statistics.median(picked_q) >= statistics.median(recipe_q) and s["parameters"]["total"] < recipe_params
     print(f"target (equal or better accuracy at fewer parameters): {'met' if verdict else 'NOT met'}")
-    summary = {"export": {k: r[k] for k in ("pick", "student", "teacher", "formats", "relative")},
-               "recipe": {"parameters": recipe_params, "test": recipe_q}, "picked": {"test": picked_q}, "seeds": seeds,
-               "seconds": round(time.perf_counter() - start, 1)}
+    summary = {
+        "export": {k: r[k] for k in ("pick", "student", "teacher", "formats", "relative")},
+        "recipe": {"parameters": recipe_params, "test": recipe_q},
+        "picked": {"test": picked_q},
+        "seeds": seeds,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     (out.parent / "export_speed.json").write_text(json.dumps(summary, indent=2, default=str))
     return 0
 
