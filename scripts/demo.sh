@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The main job on its embedded default: fine-tune the offline MiniLM teacher on the built-in
-# Rotten Tomatoes sentiment snippets (reused when present) and distill a student. Offline.
+# The main job on its embedded default, offline: fine-tune the MiniLM teacher on the built-in
+# Rotten Tomatoes snippets (reused when present), search students and loss mixtures on the fast
+# space, print the Pareto front. Extra arguments go to every command (e.g. --set seed=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/autodistill teacher configs/demo.yaml "$@"
-.venv/bin/autodistill distill configs/demo.yaml "$@"
+config=${DEMO_CONFIG:-configs/demo.yaml}
+start=$(date +%s)
+.venv/bin/autodistill teacher "$config" "$@"
+.venv/bin/autodistill search "$config" "$@"
+.venv/bin/autodistill pareto "$config" "$@"
+echo "demo finished in $(( $(date +%s) - start ))s"
