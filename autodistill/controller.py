@@ -20,7 +20,15 @@ from autodistill.pipeline import Prepared, distill_student, prepare, train_spec
 from autodistill.search.budget import RandomPoint, measured_violation, predicted_size_mb, predicted_violation
 from autodistill.search.front import pareto_front, write_front
 from autodistill.search.space import SearchSpace, check_components, load_space
-from autodistill.search.study import WORKER_ATTR, default_storage, fail_stale_trials, open_study, study_identity, trained_trials, worker_id
+from autodistill.search.study import (
+    WORKER_ATTR,
+    default_storage,
+    fail_stale_trials,
+    open_study,
+    study_identity,
+    trained_trials,
+    worker_id,
+)
 from autodistill.train.loop import StopTraining
 
 
@@ -67,11 +75,20 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True) -> dict[str
     sizes_arr = np.array(sizes) if sizes else np.array([0])
     cache_mb = sum(Path(p).stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
     return {
-        "space": s.space.name, "space_size": s.space.size(), "storage": s.storage, "study_name": s.study_name,
-        "proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples,
-        "teacher_parameters": teacher_params, "cache_mb": round(cache_mb, 2), "cache_folder": str(prep.cache.folder),
-        "sampled_points": n_points, "predicted_parameters_min": int(sizes_arr.min()), "predicted_parameters_max": int(sizes_arr.max()),
-        "predicted_refused_fraction": refused / max(1, len(sizes)), "invalid_points": errors,
+        "space": s.space.name,
+        "space_size": s.space.size(),
+        "storage": s.storage,
+        "study_name": s.study_name,
+        "proxy_steps": s.space.spec.proxy_steps,
+        "proxy_examples": s.space.spec.proxy_examples,
+        "teacher_parameters": teacher_params,
+        "cache_mb": round(cache_mb, 2),
+        "cache_folder": str(prep.cache.folder),
+        "sampled_points": n_points,
+        "predicted_parameters_min": int(sizes_arr.min()),
+        "predicted_parameters_max": int(sizes_arr.max()),
+        "predicted_refused_fraction": refused / max(1, len(sizes)),
+        "invalid_points": errors,
         "budget_feasible": bool(sizes) and refused < len(sizes),
     }
 
@@ -79,7 +96,9 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True) -> dict[str
 class Search:
     """One search run: ``Search(cfg).run(n_trials)``; running it again continues the study."""
 
-    def __init__(self, cfg: RunConfig, storage: str | None = None, study_name: str | None = None, progress: bool = True) -> None:
+    def __init__(
+        self, cfg: RunConfig, storage: str | None = None, study_name: str | None = None, progress: bool = True
+    ) -> None:
         self.s = setup(cfg, storage, study_name)
         self.cfg = cfg
         self.progress = progress
@@ -101,11 +120,20 @@ class Search:
         tracker = self._tracker()
         if tracker is not None:
             tracker.fail_stale()
-            tracker.log_study({"space": self.s.space.name, "objectives": self.objectives, "sampler": cfg.search.sampler,
-                               "proxy_steps": self.s.space.spec.proxy_steps, "teacher": str(prep.teacher.path)})
+            tracker.log_study(
+                {
+                    "space": self.s.space.name,
+                    "objectives": self.objectives,
+                    "sampler": cfg.search.sampler,
+                    "proxy_steps": self.s.space.spec.proxy_steps,
+                    "teacher": str(prep.teacher.path),
+                }
+            )
         self.teacher_meas = self._measure_teacher(prep)
         done = len(trained_trials(study))
-        bar = tqdm(total=n_trials, initial=min(done, n_trials), desc="search", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=n_trials, initial=min(done, n_trials), desc="search", disable=not self.progress, dynamic_ncols=True
+        )
         if stale and self.progress:
             print(f"resumed: {len(stale)} stale trial(s) of a killed run marked FAILED: {stale}")
         refusals = 0
@@ -133,8 +161,14 @@ class Search:
         front = self._update_front(study, tracker)
         if tracker is not None:
             tracker.end_study("FINISHED")
-        return {"study": self.s.study_name, "storage": self.s.storage, "trained": len(trained_trials(study)),
-                "front": front, "seconds": round(time.perf_counter() - start, 1), "objectives": self.objectives}
+        return {
+            "study": self.s.study_name,
+            "storage": self.s.storage,
+            "trained": len(trained_trials(study)),
+            "front": front,
+            "seconds": round(time.perf_counter() - start, 1),
+            "objectives": self.objectives,
+        }
 
     # -- pieces --------------------------------------------------------------------------
     def _tracker(self) -> Any:
@@ -155,7 +189,10 @@ class Search:
         best = math.inf
         for _ in range(300):
             try:
-                best = min(best, predicted_parameters(prep, self.s.space.sample(rng, self.cfg.student.require_stock_architecture)))
+                best = min(
+                    best,
+                    predicted_parameters(prep, self.s.space.sample(rng, self.cfg.student.require_stock_architecture)),
+                )
             except ConfigError:
                 continue
             if predicted_violation(b, int(best)) <= 0:
@@ -172,7 +209,9 @@ class Search:
         self.seq_len = latency_seq_len(self.cfg, prep.encoded["test"].lengths)
         model = prep.teacher_model()
         ev = self.cfg.evaluate
-        lat = measure_latency(model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats)
+        lat = measure_latency(
+            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+        )
         return {"parameters": parameter_counts(model)["total"], "latency_ms_b1": lat["latency_ms_b1"]}
 
     def _trial(self, study: Any, trial: Any, prep: Prepared, tracker: Any) -> str:
@@ -196,7 +235,9 @@ class Search:
             study.tell(trial, self._worst(n_params))
             return "refused"
         trial.set_user_attr("trained", True)
-        run_id = tracker.start_trial(trial.number, {**trial.params, "predicted_parameters": n_params}) if tracker else None
+        run_id = (
+            tracker.start_trial(trial.number, {**trial.params, "predicted_parameters": n_params}) if tracker else None
+        )
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
             metrics, resolved, history = self._train(trial, prep, sample, n_params)
@@ -216,7 +257,9 @@ class Search:
             return "failed"
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("resolved", resolved)
-        trial.set_constraint("budget", measured_violation(cfg.budget, metrics.get("latency_ms_b1"), metrics.get("peak_memory_mb")))
+        trial.set_constraint(
+            "budget", measured_violation(cfg.budget, metrics.get("latency_ms_b1"), metrics.get("peak_memory_mb"))
+        )
         values = [metrics[o] for o in self.objectives]
         study.tell(trial, values)
         if tracker:
@@ -225,8 +268,12 @@ class Search:
         return "complete"
 
     def _worst(self, n_params: int | None = None) -> list[float]:
-        worst = {"quality": 0.0, "parameters": float(n_params or self.teacher_meas["parameters"] * 10),
-                 "latency": 100.0, "size": predicted_size_mb(n_params or self.teacher_meas["parameters"] * 10)}
+        worst = {
+            "quality": 0.0,
+            "parameters": float(n_params or self.teacher_meas["parameters"] * 10),
+            "latency": 100.0,
+            "size": predicted_size_mb(n_params or self.teacher_meas["parameters"] * 10),
+        }
         return [worst[o] for o in self.objectives]
 
     def _train(self, trial: Any, prep: Prepared, sample: Any, n_params: int) -> tuple[dict, dict, dict]:
@@ -239,7 +286,9 @@ class Search:
         labels = prep.encoded["train"].labels
         indices = stratified_subset(labels, min(sp.proxy_examples, len(labels)), cfg.seed)
         checkpoints = cfg.search.pruning.checkpoints
-        spec = replace(train_spec(cfg, len(indices)), steps=sp.proxy_steps, eval_every=max(1, sp.proxy_steps // checkpoints))
+        spec = replace(
+            train_spec(cfg, len(indices)), steps=sp.proxy_steps, eval_every=max(1, sp.proxy_steps // checkpoints)
+        )
         spec = replace(spec, **{k: v for k, v in sample.train.items()})
         started = time.perf_counter()
         bucket = math.floor(math.log2(max(2, n_params)) / cfg.search.pruning.bucket_log2_width)
@@ -254,23 +303,35 @@ class Search:
             if cfg.search.trial_timeout and time.perf_counter() - started > cfg.search.trial_timeout:
                 raise StopTraining(f"trial time over {cfg.search.trial_timeout}s at step {step}")
             if cfg.search.pruning.enabled:
-                peers = [t.user_attrs["checkpoints"][str(step)] for t in self._finished(bucket)
-                         if str(step) in t.user_attrs.get("checkpoints", {})]
+                peers = [
+                    t.user_attrs["checkpoints"][str(step)]
+                    for t in self._finished(bucket)
+                    if str(step) in t.user_attrs.get("checkpoints", {})
+                ]
                 if len(peers) >= cfg.search.pruning.min_trials and quality < float(np.median(peers)):
-                    raise StopTraining(f"validation {quality:.4f} below the median {np.median(peers):.4f} of "
-                                       f"{len(peers)} similar-size trials at step {step}")
+                    raise StopTraining(
+                        f"validation {quality:.4f} below the median {np.median(peers):.4f} of "
+                        f"{len(peers)} similar-size trials at step {step}"
+                    )
 
         run = distill_student(prep, sample.student, sample.loss, spec, indices, evaluate=on_checkpoint, keep_best=False)
         model = run.build.export_model().eval()
         ev = cfg.evaluate
-        lat = measure_latency(model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats)
+        lat = measure_latency(
+            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+        )
         n_real = sum(p.numel() for p in model.parameters())
         metrics = {
-            "quality": run.validation["quality"], "accuracy": run.validation["accuracy"], "macro_f1": run.validation["macro_f1"],
+            "quality": run.validation["quality"],
+            "accuracy": run.validation["accuracy"],
+            "macro_f1": run.validation["macro_f1"],
             "teacher_agreement": run.validation["teacher_agreement"],
-            "parameters": float(n_real), "parameter_ratio": n_real / self.teacher_meas["parameters"],
-            "latency_ms_b1": lat["latency_ms_b1"], "latency": lat["latency_ms_b1"] / self.teacher_meas["latency_ms_b1"],
-            "size": predicted_size_mb(n_real), "peak_memory_mb": peak_memory_mb(model, 1, self.seq_len),
+            "parameters": float(n_real),
+            "parameter_ratio": n_real / self.teacher_meas["parameters"],
+            "latency_ms_b1": lat["latency_ms_b1"],
+            "latency": lat["latency_ms_b1"] / self.teacher_meas["latency_ms_b1"],
+            "size": predicted_size_mb(n_real),
+            "peak_memory_mb": peak_memory_mb(model, 1, self.seq_len),
             "train_seconds": run.train.seconds,
         }
         history = {"loss": run.train.history[:: max(1, len(run.train.history) // 200)], "weights": run.train.weights}
@@ -278,15 +339,20 @@ class Search:
 
     def _finished(self, bucket: int) -> list[Any]:
         study = self._study_ref
-        return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("trained") and t.user_attrs.get("bucket") == bucket]
+        return [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("trained") and t.user_attrs.get("bucket") == bucket
+        ]
 
     def _update_front(self, study: Any, tracker: Any) -> list[dict[str, Any]]:
         files = write_front(study, self.objectives, self.out)
         front = pareto_front(study, self.objectives)
         if tracker is not None:
             on_front = {r["mlflow_run_id"] for r in front if r["mlflow_run_id"]}
-            all_ids = [t.user_attrs["mlflow_run_id"] for t in trained_trials(study) if t.user_attrs.get("mlflow_run_id")]
+            all_ids = [
+                t.user_attrs["mlflow_run_id"] for t in trained_trials(study) if t.user_attrs.get("mlflow_run_id")
+            ]
             tracker.mark_front(on_front, all_ids)
             tracker.log_front_files(files)
         return front

@@ -30,7 +30,9 @@ def hash_file(path: str | Path) -> str:
     return _FILE_HASHES[key]
 
 
-def hash_folder(folder: str | Path, suffixes: tuple[str, ...] = (".safetensors", ".bin", ".json", ".txt", ".model")) -> str:
+def hash_folder(
+    folder: str | Path, suffixes: tuple[str, ...] = (".safetensors", ".bin", ".json", ".txt", ".model")
+) -> str:
     """Hash of the model files in a folder (names and contents), ignoring READMEs and caches."""
     root = Path(folder)
     entries = []

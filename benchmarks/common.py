@@ -18,21 +18,33 @@ def prepared(config: str, overrides: list[str]) -> Prepared:
     return prepare(load_config(config, overrides), progress=False)
 
 
-def run_arm(prep: Prepared, transforms: list[dict[str, Any]], terms: list[dict[str, Any]], steps: int, seed: int,
-            weighting: str = "static", temperature: float = 2.0, layer_map: str = "uniform") -> dict[str, Any]:
+def run_arm(
+    prep: Prepared,
+    transforms: list[dict[str, Any]],
+    terms: list[dict[str, Any]],
+    steps: int,
+    seed: int,
+    weighting: str = "static",
+    temperature: float = 2.0,
+    layer_map: str = "uniform",
+) -> dict[str, Any]:
     """Distill one student for ``steps`` on the full train split; quality on validation and test."""
     from dataclasses import replace
 
     student = StudentSpec(tuple(Step.from_dict(t) for t in transforms))
-    loss = LossSpec(tuple(Step.from_dict(t) for t in terms), temperature=temperature, layer_map=layer_map,
-                    weighting=Step(weighting))
+    loss = LossSpec(
+        tuple(Step.from_dict(t) for t in terms), temperature=temperature, layer_map=layer_map, weighting=Step(weighting)
+    )
     spec = replace(train_spec(prep.cfg, len(prep.encoded["train"].labels)), steps=steps, seed=seed, eval_every=None)
     start = time.perf_counter()
     run = distill_student(prep, student, loss, spec, evaluate=None, keep_best=False)
     test = student_quality(prep, run.build.model, "test", run.token_id_map)
-    return {"validation": run.validation["quality"], "test": test["quality"],
-            "parameters": sum(p.numel() for p in run.build.export_model().parameters()),
-            "seconds": time.perf_counter() - start}
+    return {
+        "validation": run.validation["quality"],
+        "test": test["quality"],
+        "parameters": sum(p.numel() for p in run.build.export_model().parameters()),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def median(rows: list[dict[str, Any]], key: str) -> float:

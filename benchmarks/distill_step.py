@@ -34,7 +34,11 @@ def step_time(prep, layers: int, mode: str, steps: int, seed: int) -> float:
     loss_spec = LossSpec(terms=terms, temperature=2.0)
     dims = LossDims(built.shape.hidden, tmodel.config.hidden_size)
     loss = CompositeLoss(loss_spec, dims, [])
-    teacher = {"floor": None, "cached": CachedTeacher(prep.outputs), "live": LiveTeacher(tmodel, label_order=prep.teacher.label_order)}[mode]
+    teacher = {
+        "floor": None,
+        "cached": CachedTeacher(prep.outputs),
+        "live": LiveTeacher(tmodel, label_order=prep.teacher.label_order),
+    }[mode]
     idx = np.arange(len(prep.encoded["train"].labels))
     times: list[float] = []
 
@@ -50,8 +54,17 @@ def step_time(prep, layers: int, mode: str, steps: int, seed: int) -> float:
         def step_end(self, step):
             times.append(time.perf_counter())
 
-    train(built.model, Timer(loss), prep.encoded["train"], idx, TrainSpec(steps=steps + 3, batch_size=32, seed=seed),
-          prep.pad_id, teacher=teacher, temperature=2.0, progress=False)
+    train(
+        built.model,
+        Timer(loss),
+        prep.encoded["train"],
+        idx,
+        TrainSpec(steps=steps + 3, batch_size=32, seed=seed),
+        prep.pad_id,
+        teacher=teacher,
+        temperature=2.0,
+        progress=False,
+    )
     deltas = np.diff(times)[2:]
     return float(statistics.median(deltas))
 
@@ -72,8 +85,10 @@ def main() -> None:
             for mode in ("floor", "cached", "live"):
                 res[mode].append(step_time(prep, layers, mode, args.steps, seed=r))
         med = {k: statistics.median(v) for k, v in res.items()}
-        print(f"{layers}-layer{'':<3}{med['floor']:>14.4f}{med['cached']:>10.4f}{med['live']:>10.4f}"
-              f"{med['cached'] / med['floor']:>14.3f}{med['live'] / med['floor']:>12.3f}")
+        print(
+            f"{layers}-layer{'':<3}{med['floor']:>14.4f}{med['cached']:>10.4f}{med['live']:>10.4f}"
+            f"{med['cached'] / med['floor']:>14.3f}{med['live'] / med['floor']:>12.3f}"
+        )
 
 
 if __name__ == "__main__":

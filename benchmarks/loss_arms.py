@@ -41,8 +41,10 @@ def main() -> None:
     args = ap.parse_args()
     prep = prepared(args.config, [])
     t_test = prep.teacher_metrics["test"]["quality"]
-    print(f"teacher test accuracy {t_test:.4f}; student: vocab + 2 uniform layers; {args.steps} steps; "
-          f"{args.seeds} seeds (median)")
+    print(
+        f"teacher test accuracy {t_test:.4f}; student: vocab + 2 uniform layers; {args.steps} steps; "
+        f"{args.seeds} seeds (median)"
+    )
     print(f"{'arm':<20}{'val':>8}{'test':>8}{'test/teacher':>14}{'s/run':>7}   per-seed test")
     arms = {k: v for k, v in ARMS.items() if args.arms is None or k in args.arms.split(",")}
     results = {}

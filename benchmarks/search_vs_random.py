@@ -33,25 +33,45 @@ def main() -> None:
     for seed in range(args.seeds):
         for sampler in args.samplers.split(","):
             out = Path(args.out) / f"{sampler}-s{seed}"
-            overrides = [f"seed={seed}", f"search.sampler={sampler}", f"output_dir={out}", "search.space=fast",
-                         "tracking.enabled=false", "search.objectives=[quality, parameters]"]
+            overrides = [
+                f"seed={seed}",
+                f"search.sampler={sampler}",
+                f"output_dir={out}",
+                "search.space=fast",
+                "tracking.enabled=false",
+                "search.objectives=[quality, parameters]",
+            ]
             if args.no_pruning:
                 overrides.append("search.pruning.enabled=false")
             search = Search(load_config(args.config, overrides), progress=False)
             res = search.run(n_trials=args.trials)
             teacher_params = search.teacher_meas["parameters"]
             front = res["front"]
-            pts = np.array([[r["objectives"]["quality"], r["objectives"]["parameters"]] for r in front]) if front else np.zeros((0, 2))
+            pts = (
+                np.array([[r["objectives"]["quality"], r["objectives"]["parameters"]] for r in front])
+                if front
+                else np.zeros((0, 2))
+            )
             hv = hypervolume_2d(pts, (True, False), (0.5, teacher_params)) / teacher_params if len(pts) else 0.0
             under = [r["objectives"]["quality"] for r in front if r["objectives"]["parameters"] <= 0.4 * teacher_params]
-            row = {"hv": hv, "best40": max(under) if under else float("nan"), "seconds": res["seconds"], "front": len(front)}
+            row = {
+                "hv": hv,
+                "best40": max(under) if under else float("nan"),
+                "seconds": res["seconds"],
+                "front": len(front),
+            }
             rows.setdefault(sampler, []).append(row)
-            print(f"seed {seed} {sampler:<7} hypervolume {hv:.4f}  best quality under 40% {row['best40']:.4f}  "
-                  f"front {len(front)}  {res['seconds']:.0f}s", flush=True)
+            print(
+                f"seed {seed} {sampler:<7} hypervolume {hv:.4f}  best quality under 40% {row['best40']:.4f}  "
+                f"front {len(front)}  {res['seconds']:.0f}s",
+                flush=True,
+            )
     print(f"\n{'sampler':<8}{'median HV':>11}{'median best<40%':>17}{'median s':>10}")
     for sampler, rs in rows.items():
-        print(f"{sampler:<8}{statistics.median(r['hv'] for r in rs):>11.4f}"
-              f"{statistics.median(r['best40'] for r in rs):>17.4f}{statistics.median(r['seconds'] for r in rs):>10.0f}")
+        print(
+            f"{sampler:<8}{statistics.median(r['hv'] for r in rs):>11.4f}"
+            f"{statistics.median(r['best40'] for r in rs):>17.4f}{statistics.median(r['seconds'] for r in rs):>10.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def test_model_layers_never_import_optuna_or_mlflow(sub):
     for f in files(sub):
         for name in imports_of(f):
             assert name.split(".")[0] not in {"optuna", "mlflow"}, f"{f} imports {name}"
-            assert not name.startswith(("autodistill.search", "autodistill.tracking", "autodistill.controller")), f"{f} imports {name}"
+            assert not name.startswith(("autodistill.search", "autodistill.tracking", "autodistill.controller")), (
+                f"{f} imports {name}"
+            )
 
 
 def test_only_tracking_imports_mlflow():

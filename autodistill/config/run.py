@@ -62,7 +62,9 @@ class DataConfig:
     metric: str = "accuracy"
 
     def __post_init__(self) -> None:
-        require(bool(self.source.strip()), "source", "must name a builtin set, a file, a folder or a hub id", self.source)
+        require(
+            bool(self.source.strip()), "source", "must name a builtin set, a file, a folder or a hub id", self.source
+        )
         require(0 < self.validation_size < 0.5, "validation_size", "must be in (0, 0.5)", self.validation_size)
         require(0 < self.test_size < 0.5, "test_size", "must be in (0, 0.5)", self.test_size)
         require(8 <= self.max_length <= 8192, "max_length", "must be in [8, 8192]", self.max_length)
@@ -200,7 +202,9 @@ class SearchConfig:
     def __post_init__(self) -> None:
         require(self.n_trials >= 1, "n_trials", "must be >= 1", self.n_trials)
         require(self.timeout is None or self.timeout > 0, "timeout", "must be > 0", self.timeout)
-        require(self.trial_timeout is None or self.trial_timeout > 0, "trial_timeout", "must be > 0", self.trial_timeout)
+        require(
+            self.trial_timeout is None or self.trial_timeout > 0, "trial_timeout", "must be > 0", self.trial_timeout
+        )
         require(self.sampler in SAMPLERS, "sampler", f"must be one of {', '.join(SAMPLERS)}", self.sampler)
         require(self.startup_trials >= 0, "startup_trials", "must be >= 0", self.startup_trials)
         require(self.max_refusals_per_trial >= 1, "max_refusals_per_trial", "must be >= 1", self.max_refusals_per_trial)

@@ -77,7 +77,7 @@ def parse(cls: type, data: Any, path: str = "", source: str = "") -> Any:
         return cls(**kwargs)
     except Invalid as err:
         raise _fail(_join(path, err.key), err.message, source) from None
-    except TypeError as err:  # a required key is missing
+    except TypeError:  # a required key is missing
         missing = [n for n, f in fields.items() if n not in kwargs and _is_required(f)]
         if missing:
             raise _fail(_join(path, missing[0]), "is required.", source) from None

@@ -20,7 +20,8 @@ from autodistill.search.study import feasible
 def candidates(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Complete, trained, feasible trials: what the front is drawn from."""
     return [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.user_attrs.get("trained") and feasible(t) and t.values is not None
     ]
 
@@ -45,7 +46,10 @@ def pareto_front(study: optuna.Study, objectives: list[str]) -> list[dict[str, A
     values = np.array([t.values for t in trials], dtype=float)
     keep = non_dominated(values, [o == "quality" for o in objectives])
     front = [record(trials[i], objectives) for i in keep]
-    return sorted(front, key=lambda r: r["objectives"].get(objectives[1], 0) if len(objectives) > 1 else -r["objectives"]["quality"])
+    return sorted(
+        front,
+        key=lambda r: r["objectives"].get(objectives[1], 0) if len(objectives) > 1 else -r["objectives"]["quality"],
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -60,9 +64,18 @@ def write_front(study: optuna.Study, objectives: list[str], out_dir: Path, pick:
     out_dir.mkdir(parents=True, exist_ok=True)
     front = pareto_front(study, objectives)
     js, cs, png = out_dir / "pareto.json", out_dir / "pareto.csv", out_dir / "pareto.png"
-    _atomic_write(js, json.dumps({"study": study.study_name, "objectives": objectives, "front": front}, indent=2, default=str))
-    rows = [{"number": r["number"], **r["objectives"], "mlflow_run_id": r["mlflow_run_id"],
-             "params": json.dumps(r["params"], default=str)} for r in front]
+    _atomic_write(
+        js, json.dumps({"study": study.study_name, "objectives": objectives, "front": front}, indent=2, default=str)
+    )
+    rows = [
+        {
+            "number": r["number"],
+            **r["objectives"],
+            "mlflow_run_id": r["mlflow_run_id"],
+            "params": json.dumps(r["params"], default=str),
+        }
+        for r in front
+    ]
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pareto.csv.", suffix=".tmp")
     with os.fdopen(fd, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["number", *objectives, "mlflow_run_id", "params"])
@@ -73,15 +86,19 @@ def write_front(study: optuna.Study, objectives: list[str], out_dir: Path, pick:
     return [js, cs, png]
 
 
-def plot_front(study: optuna.Study, objectives: list[str], front: list[dict[str, Any]], path: Path, pick: int | None = None) -> None:
+def plot_front(
+    study: optuna.Study, objectives: list[str], front: list[dict[str, Any]], path: Path, pick: int | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x_name = objectives[1] if len(objectives) > 1 else "parameters"
-    pts = [(t.user_attrs.get("metrics", {}).get(x_name, t.values[1] if len(t.values) > 1 else 0), t.values[0])
-           for t in candidates(study)]
+    pts = [
+        (t.user_attrs.get("metrics", {}).get(x_name, t.values[1] if len(t.values) > 1 else 0), t.values[0])
+        for t in candidates(study)
+    ]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     if pts:
         xs, ys = zip(*pts)

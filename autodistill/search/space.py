@@ -51,7 +51,11 @@ def check_distribution(value: dict[str, Any], key: str) -> None:
     if kind == "choice":
         require(isinstance(spec, list) and len(spec) >= 1, key, "'choice' must be a non-empty list", spec)
         return
-    ok = isinstance(spec, list) and len(spec) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
+    ok = (
+        isinstance(spec, list)
+        and len(spec) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
+    )
     require(ok, key, f"'{kind}' must be a list [low, high] of numbers", spec)
     require(spec[0] <= spec[1], key, f"'{kind}' must have low <= high", spec)
     if value.get("log"):
@@ -72,7 +76,9 @@ def suggest(trial: Sampler, name: str, value: Any) -> Any:
         return json.loads(trial.suggest_categorical(name, [json.dumps(c) for c in choices]))
     lo, hi = value.get("int", value.get("float"))
     if "int" in value:
-        return trial.suggest_int(name, int(lo), int(hi), step=int(value.get("step", 1)), log=bool(value.get("log", False)))
+        return trial.suggest_int(
+            name, int(lo), int(hi), step=int(value.get("step", 1)), log=bool(value.get("log", False))
+        )
     return trial.suggest_float(name, float(lo), float(hi), log=bool(value.get("log", False)))
 
 
@@ -110,7 +116,10 @@ class SpaceFile:
             _check_block(t, f"transforms[{i}]")
         unknown = set(self.loss) - {"temperature", "terms", "layer_map", "weighting"}
         if unknown:
-            raise Invalid(f"loss.{sorted(unknown)[0]}", "is not a known key. Allowed keys here: layer_map, temperature, terms, weighting.")
+            raise Invalid(
+                f"loss.{sorted(unknown)[0]}",
+                "is not a known key. Allowed keys here: layer_map, temperature, terms, weighting.",
+            )
         terms = self.loss.get("terms", [])
         require(isinstance(terms, list) and len(terms) >= 1, "loss.terms", "must list at least one loss term", terms)
         for i, t in enumerate(terms):
@@ -132,7 +141,12 @@ def _check_block(block: Any, key: str) -> None:
         raise Invalid(f"{key}.name", "is required (a registered name).")
     if is_distribution(block["name"]):
         check_distribution(block["name"], f"{key}.name")
-    require(isinstance(block.get("optional", False), bool), f"{key}.optional", "must be true or false", block.get("optional"))
+    require(
+        isinstance(block.get("optional", False), bool),
+        f"{key}.optional",
+        "must be true or false",
+        block.get("optional"),
+    )
     for k, v in block.items():
         if is_distribution(v):
             check_distribution(v, f"{key}.{k}")
@@ -230,7 +244,9 @@ def load_space(name_or_path: str) -> SearchSpace:
         path = SPACES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         shipped = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
-        raise ConfigError(f"The search space {name_or_path!r} does not exist. Shipped spaces: {shipped}; or give a YAML path.")
+        raise ConfigError(
+            f"The search space {name_or_path!r} does not exist. Shipped spaces: {shipped}; or give a YAML path."
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -266,16 +282,22 @@ def check_components(space: SearchSpace) -> None:
     for i, block in enumerate(space.spec.transforms):
         for name in names(block):
             if name not in TRANSFORMS:
-                raise ConfigError(f"The 'transforms[{i}].name' parameter of {where} must be one of "
-                                  f"{', '.join(TRANSFORMS.names())}. Got {name!r} instead.")
+                raise ConfigError(
+                    f"The 'transforms[{i}].name' parameter of {where} must be one of "
+                    f"{', '.join(TRANSFORMS.names())}. Got {name!r} instead."
+                )
             opts = {k: first_value(v) for k, v in block.items() if k not in ("name", "optional")}
             parse(TRANSFORMS.get(name).Options, opts, f"transforms[{i}]", where)
     for i, block in enumerate(space.spec.loss.get("terms", [])):
         for name in names(block):
             if name not in LOSSES:
-                raise ConfigError(f"The 'loss.terms[{i}].name' parameter of {where} must be one of "
-                                  f"{', '.join(LOSSES.names())}. Got {name!r} instead.")
+                raise ConfigError(
+                    f"The 'loss.terms[{i}].name' parameter of {where} must be one of "
+                    f"{', '.join(LOSSES.names())}. Got {name!r} instead."
+                )
     for name in names(space.spec.loss.get("weighting", {"name": "static"})):
         if name not in WEIGHTINGS:
-            raise ConfigError(f"The 'loss.weighting.name' parameter of {where} must be one of "
-                              f"{', '.join(WEIGHTINGS.names())}. Got {name!r} instead.")
+            raise ConfigError(
+                f"The 'loss.weighting.name' parameter of {where} must be one of "
+                f"{', '.join(WEIGHTINGS.names())}. Got {name!r} instead."
+            )

@@ -55,8 +55,11 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
-        storage=storage, study_name=name, directions=directions(cfg.search.objectives),
-        sampler=make_sampler(cfg), load_if_exists=True,
+        storage=storage,
+        study_name=name,
+        directions=directions(cfg.search.objectives),
+        sampler=make_sampler(cfg),
+        load_if_exists=True,
     )
     old = study.user_attrs.get("identity")
     if old is None:
@@ -64,7 +67,9 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
         return study
     for key in ("objectives", "space", "teacher", "data"):
         if old.get(key) != identity.get(key):
-            what = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}[key]
+            what = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}[
+                key
+            ]
             raise ConfigError(
                 f"The study {name!r} in {storage} was made with a different {what} ({key}: {old.get(key)!r}, "
                 f"now {identity.get(key)!r}). Continue it with the same settings, or start a new one with "

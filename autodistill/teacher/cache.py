@@ -65,13 +65,18 @@ class TeacherOutputs:
             "teacher_logits": torch.from_numpy(np.asarray(s.logits[indices], dtype=np.float32)).to(device)
         }
         if s.hidden:
-            out["teacher_hidden"] = {j: self._gather_hidden(s, arr, indices, seq_len).to(device) for j, arr in s.hidden.items()}
+            out["teacher_hidden"] = {
+                j: self._gather_hidden(s, arr, indices, seq_len).to(device) for j, arr in s.hidden.items()
+            }
         if s.qkv:
             out["teacher_qkv"] = {
-                j: tuple(self._gather_hidden(s, a, indices, seq_len).to(device) for a in arrs) for j, arrs in s.qkv.items()
+                j: tuple(self._gather_hidden(s, a, indices, seq_len).to(device) for a in arrs)
+                for j, arrs in s.qkv.items()
             }
         if s.attention:
-            out["teacher_attentions"] = {j: self._gather_attn(s, arr, indices, seq_len).to(device) for j, arr in s.attention.items()}
+            out["teacher_attentions"] = {
+                j: self._gather_attn(s, arr, indices, seq_len).to(device) for j, arr in s.attention.items()
+            }
         return out
 
     @staticmethod
@@ -109,8 +114,14 @@ class TeacherCache:
             wanted.append("attn_offsets")
         return [w for w in wanted if not self._path(split, w).exists()]
 
-    def estimate_bytes(self, model_config: Any, encoded: dict[str, Encoded], hidden: list[int], attention: list[int],
-                       qkv: list[int] = ()) -> int:
+    def estimate_bytes(
+        self,
+        model_config: Any,
+        encoded: dict[str, Encoded],
+        hidden: list[int],
+        attention: list[int],
+        qkv: list[int] = (),
+    ) -> int:
         """Bytes that the missing arrays would take (fp16)."""
         total = 0
         heads = getattr(model_config, "num_attention_heads", 0)
@@ -121,7 +132,9 @@ class TeacherCache:
             if "logits" in missing:
                 total += len(lengths) * getattr(model_config, "num_labels", 2) * 2
             total += sum(int(lengths.sum()) * width * 2 for m in missing if m.startswith(("hidden", "q", "k", "v")))
-            total += sum(int((lengths**2).sum()) * heads * 2 for m in missing if m.startswith("attn") and m != "attn_offsets")
+            total += sum(
+                int((lengths**2).sum()) * heads * 2 for m in missing if m.startswith("attn") and m != "attn_offsets"
+            )
         return total
 
     def ensure(
@@ -161,7 +174,20 @@ class TeacherCache:
         for split, enc in encoded.items():
             missing = self._missing(split, hidden, attention, qkv)
             if missing:
-                self._compute(model, split, enc, pad_id, missing, hidden, attention, qkv, label_order, batch_size, device, progress)
+                self._compute(
+                    model,
+                    split,
+                    enc,
+                    pad_id,
+                    missing,
+                    hidden,
+                    attention,
+                    qkv,
+                    label_order,
+                    batch_size,
+                    device,
+                    progress,
+                )
         return self.open(list(encoded), hidden, attention, qkv)
 
     def open(self, splits: list[str], hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
@@ -181,7 +207,9 @@ class TeacherCache:
         return TeacherOutputs(out)
 
     @torch.no_grad()
-    def _compute(self, model, split, enc, pad_id, missing, hidden, attention, qkv, label_order, batch_size, device, progress):
+    def _compute(
+        self, model, split, enc, pad_id, missing, hidden, attention, qkv, label_order, batch_size, device, progress
+    ):
         from autodistill.losses.capture import capture_qkv
 
         model.eval().to(device)
@@ -199,7 +227,9 @@ class TeacherCache:
         batches = batch_indices(lengths, batch_size, shuffle=False, seed=0)
         for idx in tqdm(batches, desc=f"teacher outputs ({split})", disable=not progress, leave=False):
             batch = collate(enc, idx, pad_id)
-            inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = {
+                k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+            }
             with capture_qkv(model, want_qkv) if want_qkv else contextlib.nullcontext({}) as captured:
                 out = model(**inputs, output_hidden_states=bool(want_hidden), output_attentions=bool(want_attn))
             for j, tensors in captured.items():
@@ -211,7 +241,9 @@ class TeacherCache:
                 for j in want_hidden:
                     hid[j][offsets[i] : offsets[i + 1]] = out.hidden_states[j][row, :L].float().cpu().numpy()
                 for j in want_attn:
-                    att[j][attn_offsets[i] : attn_offsets[i + 1]] = out.attentions[j][row, :, :L, :L].float().cpu().numpy().ravel()
+                    att[j][attn_offsets[i] : attn_offsets[i + 1]] = (
+                        out.attentions[j][row, :, :L, :L].float().cpu().numpy().ravel()
+                    )
                 for j, tensors in captured.items():
                     for arr, t in zip(qkv_arr[j], tensors):
                         arr[offsets[i] : offsets[i + 1]] = t[row, :L].float().cpu().numpy()

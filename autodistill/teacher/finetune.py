@@ -19,7 +19,14 @@ from autodistill.config.run import RunConfig
 from autodistill.data import Encoded, TaskData, encode, tokenizer_fingerprint
 from autodistill.errors import TeacherError
 from autodistill.fingerprint import hash_folder, hash_json, home
-from autodistill.teacher.load import is_classifier, label_order, load_classifier, load_config, load_tokenizer, resolve_source
+from autodistill.teacher.load import (
+    is_classifier,
+    label_order,
+    load_classifier,
+    load_config,
+    load_tokenizer,
+    resolve_source,
+)
 
 
 @dataclass
@@ -62,7 +69,11 @@ def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer
 
 
 def prepare_teacher(
-    cfg: RunConfig, data: TaskData, encoded: dict[str, Encoded] | None = None, allow_finetune: bool = True, progress: bool = True
+    cfg: RunConfig,
+    data: TaskData,
+    encoded: dict[str, Encoded] | None = None,
+    allow_finetune: bool = True,
+    progress: bool = True,
 ) -> Teacher:
     """The teacher for this config: loaded as it is, found in the teacher home, or fine-tuned."""
     source = resolve_source(cfg.teacher)
@@ -78,7 +89,10 @@ def prepare_teacher(
         info = json.loads((folder / "teacher.json").read_text())
         return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
     if not allow_finetune:
-        raise TeacherError(f"The teacher {cfg.teacher.model!r} is a backbone, not a classifier; run `autodistill teacher CONFIG` first.")
+        raise TeacherError(
+            f"The teacher {cfg.teacher.model!r} is a backbone, not a classifier; "
+            "run `autodistill teacher CONFIG` first."
+        )
     if encoded is None:
         encoded = {s: encode(getattr(data, s), tokenizer, cfg.data.max_length) for s in ("train", "validation")}
     info = _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress)
@@ -89,8 +103,8 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     import torch
 
     from autodistill.evaluate import task_metrics
-    from autodistill.losses.composite import CompositeLoss
     from autodistill.losses.base import LossDims
+    from autodistill.losses.composite import CompositeLoss
     from autodistill.specs import LossSpec, Step, TrainSpec
     from autodistill.train.inference import predict_logits
     from autodistill.train.loop import steps_for_epochs, train
@@ -104,19 +118,38 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     steps = ft.max_steps or steps_for_epochs(len(train_enc.labels), ft.batch_size, ft.epochs)
     per_epoch = steps_for_epochs(len(train_enc.labels), ft.batch_size, 1)
     spec = TrainSpec(
-        steps=steps, batch_size=ft.batch_size, lr=ft.lr, weight_decay=ft.weight_decay, warmup_ratio=ft.warmup_ratio,
-        max_grad_norm=ft.max_grad_norm, eval_every=min(per_epoch, steps), device=cfg.distill.device,
-        bf16=cfg.distill.bf16, seed=cfg.seed,
+        steps=steps,
+        batch_size=ft.batch_size,
+        lr=ft.lr,
+        weight_decay=ft.weight_decay,
+        warmup_ratio=ft.warmup_ratio,
+        max_grad_norm=ft.max_grad_norm,
+        eval_every=min(per_epoch, steps),
+        device=cfg.distill.device,
+        bf16=cfg.distill.bf16,
+        seed=cfg.seed,
     )
     ce = CompositeLoss(LossSpec(terms=(Step("ce"),)), LossDims(model.config.hidden_size, model.config.hidden_size))
     pad = int(tokenizer.pad_token_id)
 
     def evaluate(step: int) -> float:
-        logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size, device=next(model.parameters()).device)
+        logits = predict_logits(
+            model, val_enc, pad, cfg.distill.eval_batch_size, device=next(model.parameters()).device
+        )
         return task_metrics(val_enc.labels, logits.argmax(-1), cfg.data.metric)["quality"]
 
-    result = train(model, ce, train_enc, np.arange(len(train_enc.labels)), spec, pad, evaluate=evaluate,
-                   keep_best=True, progress=progress, desc="fine-tune teacher")
+    result = train(
+        model,
+        ce,
+        train_enc,
+        np.arange(len(train_enc.labels)),
+        spec,
+        pad,
+        evaluate=evaluate,
+        keep_best=True,
+        progress=progress,
+        desc="fine-tune teacher",
+    )
     model.to("cpu")
     logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size)
     val = task_metrics(val_enc.labels, logits.argmax(-1), cfg.data.metric)
@@ -126,12 +159,20 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         warnings.warn(
             f"The fine-tuned teacher's validation {cfg.data.metric} ({val['quality']:.4f}) is no better than "
             f"predicting the majority class ({baseline['quality']:.4f}). Train it longer "
-            "('teacher.finetune.epochs') or check the data.", stacklevel=2,
+            "('teacher.finetune.epochs') or check the data.",
+            stacklevel=2,
         )
     info = {
-        "fingerprint": fp, "source": str(source), "validation": val, "majority_baseline": baseline,
-        "best_step": result.best_step, "steps": result.steps, "seconds": round(result.seconds, 1),
-        "finetune": asdict(cfg.teacher.finetune), "data": data.fingerprint, "label_names": list(data.label_names),
+        "fingerprint": fp,
+        "source": str(source),
+        "validation": val,
+        "majority_baseline": baseline,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "finetune": asdict(cfg.teacher.finetune),
+        "data": data.fingerprint,
+        "label_names": list(data.label_names),
     }
     _save_atomic_folder(folder, model, tokenizer, info)
     return info

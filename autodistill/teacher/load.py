@@ -37,7 +37,9 @@ def resolve_source(cfg: TeacherConfig) -> Path:
     local = Path(name).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():
-            raise TeacherError(f"The 'teacher.model' folder {str(local)!r} has no config.json; it is not a Hugging Face model folder.")
+            raise TeacherError(
+                f"The 'teacher.model' folder {str(local)!r} has no config.json; it is not a Hugging Face model folder."
+            )
         return local
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise TeacherError(f"The 'teacher.model' folder {name!r} does not exist.")

@@ -13,7 +13,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("The 'distill.device' parameter is 'cuda', but no CUDA device is available. Use 'auto' or 'cpu'.")
+        raise ConfigError(
+            "The 'distill.device' parameter is 'cuda', but no CUDA device is available. Use 'auto' or 'cpu'."
+        )
     return torch.device(name)
 
 

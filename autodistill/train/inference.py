@@ -22,7 +22,11 @@ def batches_for(
 
 
 def predict_logits(
-    model: torch.nn.Module, enc: Encoded, pad_id: int, batch_size: int = 128, device: str | torch.device = "cpu",
+    model: torch.nn.Module,
+    enc: Encoded,
+    pad_id: int,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
     token_id_map: torch.Tensor | None = None,
 ) -> np.ndarray:
     from autodistill.evaluate import predict

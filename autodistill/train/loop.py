@@ -125,7 +125,10 @@ def train(
             inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
             if id_map is not None:
                 inputs["input_ids"] = id_map[inputs["input_ids"]]
-            with autocast(device, spec.bf16), (capture_qkv(model, qkv_layers) if qkv_layers else contextlib.nullcontext({})) as sqkv:
+            with (
+                autocast(device, spec.bf16),
+                capture_qkv(model, qkv_layers) if qkv_layers else contextlib.nullcontext({}) as sqkv,
+            ):
                 out = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
                 dbatch = DistillBatch(
                     labels=batch["labels"].to(device),

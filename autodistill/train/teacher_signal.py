@@ -29,8 +29,14 @@ class CachedTeacher:
 class LiveTeacher:
     """Runs the teacher on each batch (``batch`` holds the teacher's own token ids)."""
 
-    def __init__(self, model: torch.nn.Module, hidden: list[int] = (), attention: list[int] = (),
-                 label_order: list[int] | None = None, qkv: list[int] = ()) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        hidden: list[int] = (),
+        attention: list[int] = (),
+        label_order: list[int] | None = None,
+        qkv: list[int] = (),
+    ) -> None:
         self.model = model.eval()
         self.hidden = list(hidden)
         self.attention = list(attention)

@@ -50,8 +50,13 @@ def tiny_search(tmp_path):
         "data": {"source": str(data), "max_length": 32},
         "distill": {"batch_size": 16, "eval_batch_size": 64},
         "evaluate": {"repeats": 2, "warmup": 1},
-        "search": {"space": str(space), "n_trials": 3, "startup_trials": 2, "sampler": "tpe",
-                   "pruning": {"enabled": False}},
+        "search": {
+            "space": str(space),
+            "n_trials": 3,
+            "startup_trials": 2,
+            "sampler": "tpe",
+            "pruning": {"enabled": False},
+        },
     }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -170,7 +175,9 @@ def test_sigkill_then_rerun_finishes_the_study(tiny_search):
     assert done.returncode == 0, done.stderr[-3000:]
     st = _study(tmp)
     assert not st.get_trials(states=(TrialState.RUNNING,))
-    trained = [t for t in st.trials if t.user_attrs.get("trained") and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    trained = [
+        t for t in st.trials if t.user_attrs.get("trained") and t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ]
     assert len(trained) == 4
     failed = st.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1  # the one the kill interrupted, failed at restart, not rerun under its number
@@ -180,6 +187,8 @@ def test_sigkill_then_rerun_finishes_the_study(tiny_search):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("autodistill")
-    statuses = [r.info.status for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("autodistill.role") == "trial"]
+    statuses = [
+        r.info.status for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("autodistill.role") == "trial"
+    ]
     assert "RUNNING" not in statuses and statuses.count("FAILED") == 1 and statuses.count("FINISHED") == 4
     assert np.isfinite([t.values[0] for t in trained if t.state == TrialState.COMPLETE]).all()
