@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import sentiment_rows, tiny_bert_config, tiny_tokenizer
+
+from autodistill.data import encode
+from autodistill.data.types import TextSplit
+from autodistill.errors import TrainingError
+from autodistill.losses import CompositeLoss, LossDims
+from autodistill.specs import LossSpec, Step, TrainSpec
+from autodistill.train.loop import StopTraining, train
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from transformers import BertForSequenceClassification
+
+    tok = tiny_tokenizer(tmp_path / "tok")
+    rows = sentiment_rows(120)
+    split = TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+    enc = encode(split, tok, 32)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_bert_config(vocab_size=len(tok), layers=2))
+    ce = CompositeLoss(LossSpec((Step("ce"),)), LossDims(32, 32))
+    return model, ce, enc, tok.pad_token_id
+
+
+def test_training_lowers_the_loss_and_is_seeded(tiny):
+    model, ce, enc, pad = tiny
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = TrainSpec(steps=40, batch_size=16, lr=3e-3, seed=3)
+    res = train(model, ce, enc, np.arange(len(enc.labels)), spec, pad, progress=False)
+    first = np.mean([h["loss"] for h in res.history[:5]])
+    last = np.mean([h["loss"] for h in res.history[-5:]])
+    assert res.steps == 40 and last < first
+    model.load_state_dict(state)
+    again = train(model, ce, enc, np.arange(len(enc.labels)), spec, pad, progress=False)
+    assert [h["loss"] for h in again.history] == pytest.approx([h["loss"] for h in res.history], rel=1e-5)
+
+
+def test_warmup_then_linear_decay(tiny):
+    model, ce, enc, pad = tiny
+    lrs = []
+    orig = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.AdamW.step = spy
+    try:
+        train(model, ce, enc, np.arange(60), TrainSpec(steps=10, batch_size=8, lr=1e-3, warmup_ratio=0.2), pad, progress=False)
+    finally:
+        torch.optim.AdamW.step = orig
+    assert lrs[0] < lrs[1] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 2e-4
+
+
+class NaNAfter(torch.nn.Module):
+    needs = frozenset()
+
+    def __init__(self, inner, at):
+        super().__init__()
+        self.inner, self.at, self.calls = inner, at, 0
+
+    def forward(self, batch):
+        self.calls += 1
+        loss, parts = self.inner(batch)
+        if self.calls >= self.at:
+            loss = loss * float("nan")
+        return loss, parts
+
+
+def test_non_finite_loss_stops_with_a_clear_reason(tiny):
+    model, ce, enc, pad = tiny
+    with pytest.raises(TrainingError, match="became nan at step 3 .*distill.lr"):
+        train(model, NaNAfter(ce, 3), enc, np.arange(60), TrainSpec(steps=10, batch_size=8), pad, progress=False)
+
+
+def test_evaluate_callback_keep_best_and_stop(tiny):
+    model, ce, enc, pad = tiny
+    scores = iter([0.9, 0.5, 0.4])
+
+    def evaluate(step):
+        return next(scores)
+
+    res = train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, eval_every=2), pad,
+                evaluate=evaluate, keep_best=True, progress=False)
+    assert res.evals == [(2, 0.9), (4, 0.5), (6, 0.4)] and res.best_step == 2
+
+    def stop(step):
+        raise StopTraining("hopeless")
+
+    res = train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, eval_every=2), pad,
+                evaluate=stop, progress=False)
+    assert res.stopped_early and res.steps == 2
+
+
+def test_keep_best_restores_the_best_weights(tiny):
+    model, ce, enc, pad = tiny
+    snapshots = []
+
+    def evaluate(step):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return 1.0 if step == 2 else 0.1
+
+    train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, lr=1e-2, eval_every=2), pad,
+          evaluate=evaluate, keep_best=True, progress=False)
+    best = snapshots[0]
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
