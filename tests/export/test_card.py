@@ -1,0 +1,137 @@
+"""The model card: every number of the export record, the kind and how to load it."""
+
+from __future__ import annotations
+
+import copy
+
+from autodistill.export.card import model_card
+
+LAT = {"latency_ms_b1": 9.87, "latency_ms_b32": 65.4}
+RECORD = {
+    "study": {"name": "demo", "space": "fast", "objectives": ["quality", "parameters"], "trained": 12, "front": 4},
+    "pick": {
+        "trial": 7,
+        "rule": "--max-params 9000000",
+        "on_front": True,
+        "strategy": {
+            "student": {
+                "transforms": [
+                    {"name": "depth", "layers": 2, "choice": "uniform"},
+                    {"name": "heads", "ratio": 0.5},
+                    {"name": "lora", "r": 8},
+                ]
+            },
+            "loss": {
+                "terms": [{"name": "kl", "weight": 1.0}, {"name": "hidden_mse", "weight": 0.3}],
+                "temperature": 3.5,
+                "layer_map": "uniform",
+                "weighting": {"name": "dwa"},
+            },
+            "train": {"lr": 0.0003},
+        },
+    },
+    "proxy": {"validation_quality": 0.7712, "reproduced_validation_quality": None},
+    "train": {"mode": "retrained", "mode_text": "full-length distillation (534 steps)"},
+    "student": {
+        "kind": "registered",
+        "lora_merged": True,
+        "test": {"quality": 0.8123, "accuracy": 0.8123, "macro_f1": 0.8101},
+        "validation": {"quality": 0.8011},
+        "parameters": {"total": 8_765_432, "without_embeddings": 1_234_567},
+        "size_mb": 35.06,
+        "latency_ms": {"latency_ms_b1": 3.21, "latency_ms_b32": 21.5},
+    },
+    "teacher": {
+        "name": "builtin:minilm",
+        "finetuned": True,
+        "test": {"quality": 0.8456, "accuracy": 0.8456, "macro_f1": 0.8450},
+        "validation": {"quality": 0.8399},
+        "parameters": {"total": 22_713_602, "without_embeddings": 10_000_000},
+        "size_mb": 90.86,
+        "latency_ms": LAT,
+    },
+    "latency": {"seq_len": 40, "threads": 1, "repeats": 10},
+    "budget": {"max_parameters": 9_000_000},
+    "data": {
+        "source": "builtin:rotten_tomatoes",
+        "labels": ["negative", "positive"],
+        "train": 8530,
+        "validation": 1066,
+        "test": 1066,
+    },
+    "metric": "accuracy",
+    "formats": {
+        "hf": {"file": "model.safetensors"},
+        "pytorch": {
+            "file": "model.safetensors",
+            "size_mb": 35.06,
+            "test_quality": 0.8123,
+            "agreement": 1.0,
+            "latency_ms": LAT,
+        },
+        "onnx": {
+            "file": "onnx/model.onnx",
+            "size_mb": 35.2,
+            "test_quality": 0.8123,
+            "agreement": 1.0,
+            "latency_ms": {"latency_ms_b1": 2.5, "latency_ms_b32": 18.25},
+        },
+        "int8": {
+            "file": "onnx/model.int8.onnx",
+            "size_mb": 9.1,
+            "test_quality": 0.8077,
+            "agreement": 0.991,
+            "latency_ms": {"latency_ms_b1": 1.75, "latency_ms_b32": 9.5},
+        },
+    },
+    "out_name": "export",
+}
+
+
+def test_card_holds_every_number_and_the_strategy():
+    card = model_card(RECORD)
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: text-classification")
+    for text in (
+        "0.8123",
+        "0.8456",
+        "0.7712",
+        "8,765,432",
+        "22,713,602",
+        "35.06",
+        "90.86",
+        "3.21",
+        "9.87",
+        "trial 7",
+        "--max-params 9000000",
+        "builtin:minilm",
+        "builtin:rotten_tomatoes",
+        "8,530",
+        "`depth` (layers=2, choice=uniform)",
+        "`hidden_mse` (weight=0.3)",
+        "temperature 3.5",
+        "`dwa`",
+        '"lr": 0.0003',
+        '"max_parameters": 9000000',
+        "pareto.png",
+        "0.8077",
+        "9.50",
+        "onnx/model.int8.onnx",
+    ):
+        assert text in card, text
+    rows = [line for line in card.splitlines() if line.startswith("| test accuracy |")]
+    assert len(rows) == 1  # the metric row is not repeated when the metric is accuracy
+
+
+def test_registered_card_says_import_autodistill_and_onnx_and_lora_merged():
+    card = model_card(RECORD)
+    assert "Kind: registered" in card and "import autodistill" in card and "onnx/model.onnx" in card
+    assert "LoRA adapters" in card and "merged" in card
+
+
+def test_stock_card_needs_transformers_alone():
+    r = copy.deepcopy(RECORD)
+    r["student"].update(kind="stock", lora_merged=False)
+    del r["formats"]["onnx"], r["formats"]["int8"]
+    card = model_card(r)
+    assert "Kind: stock" in card and "transformers alone" in card and "import autodistill" not in card
+    assert "LoRA" not in card and "## ONNX" not in card
