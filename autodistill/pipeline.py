@@ -125,13 +125,16 @@ def _cached(cache: TeacherCache, encoded: dict[str, Encoded]) -> bool:
 
 def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
     d = cfg.distill
+    eval_every = d.eval_every
     if d.mode == "proxy":
         steps = d.proxy_steps
     else:
         steps = d.max_steps or steps_for_epochs(n_examples, d.batch_size, d.epochs)
+        # full runs check validation once per epoch by default and keep the best
+        eval_every = eval_every or min(steps, steps_for_epochs(n_examples, d.batch_size, 1))
     return TrainSpec(
         steps=steps, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay, warmup_ratio=d.warmup_ratio,
-        max_grad_norm=d.max_grad_norm, eval_every=d.eval_every, device=d.device, bf16=d.bf16, seed=cfg.seed,
+        max_grad_norm=d.max_grad_norm, eval_every=eval_every, device=d.device, bf16=d.bf16, seed=cfg.seed,
     )
 
 
