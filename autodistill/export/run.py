@@ -69,6 +69,8 @@ def run_export(
 
     rule = rule or PickRule()
     fmts = parse_formats(formats)
+    if register and not cfg.tracking.enabled:
+        raise ConfigError("The '--register' option needs MLflow tracking; 'tracking.enabled' is false in the config.")
     s = setup(cfg, storage, study_name)
     study = open_existing(s.storage, s.study_name)
     objectives = list((study.user_attrs.get("identity") or {}).get("objectives") or cfg.search.objectives)
@@ -99,8 +101,7 @@ def run_export(
     result["path"] = str(target.resolve())
     if cfg.tracking.enabled:
         result["mlflow"] = _log_mlflow(cfg, s.study_name, target, result, register)
-    elif register:
-        raise ConfigError("The '--register' option needs MLflow tracking; 'tracking.enabled' is false in the config.")
+
     return result
 
 
