@@ -58,8 +58,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print(f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}, "
-          f"{out['metric']} {out['quality']:.4f}")
+    extra = "" if out["metric"] in ("accuracy", "macro_f1") else f", {out['metric']} {out['quality']:.4f}"
+    print(f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}{extra}")
     print(f"  parameters {out['parameters']['total']:,} (without embeddings {out['parameters']['without_embeddings']:,}), "
           f"{out['size_mb']:.1f} MB")
     for key, val in out.get("latency_ms", {}).items():
