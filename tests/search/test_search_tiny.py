@@ -192,3 +192,21 @@ def test_sigkill_then_rerun_finishes_the_study(tiny_search):
     ]
     assert "RUNNING" not in statuses and statuses.count("FAILED") == 1 and statuses.count("FINISHED") == 4
     assert np.isfinite([t.values[0] for t in trained if t.state == TrialState.COMPLETE]).all()
+
+
+def test_plan_and_cli_search_then_pareto(tiny_search, capsys):
+    from autodistill.cli import main
+
+    path, tmp = tiny_search
+    assert main(["plan", str(path), "--quiet", "--set", "budget.max_parameters=16000"]) == 0
+    out = capsys.readouterr().out
+    assert "search space 'tiny'" in out and "would be refused by the budget" in out and "budget feasible" in out
+    assert not (tmp / "out" / "study.db").exists()  # plan trains nothing and opens no study
+    assert main(["search", str(path), "--quiet", "--n-trials", "2", "--set", "tracking.enabled=false"]) == 0
+    out = capsys.readouterr().out
+    assert "2 trained trials" in out
+    (tmp / "out" / "pareto.json").unlink()
+    assert main(["pareto", str(path), "--quiet"]) == 0
+    assert "on the front" in capsys.readouterr().out and (tmp / "out" / "pareto.json").exists()
+    assert main(["pareto", str(path), "--quiet", "--study-name", "nope"]) == 2
+    assert "No study named 'nope'" in capsys.readouterr().err
