@@ -16,7 +16,7 @@ def tiny_tokenizer(folder: Path):
     from transformers import BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = SPECIALS + POSITIVE + NEGATIVE + NEUTRAL + list("abcdefghijklmnopqrstuvwxyz")
+    vocab = list(dict.fromkeys(SPECIALS + POSITIVE + NEGATIVE + NEUTRAL + list("abcdefghijklmnopqrstuvwxyz")))
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5: `vocab=`
 
