@@ -24,7 +24,9 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     if info.get("finetuned"):
         val = info.get("validation", {})
         print(f"teacher: {info['path']}")
-        print(f"  fine-tuned, validation accuracy {val.get('accuracy', float('nan')):.4f}, macro-F1 {val.get('macro_f1', float('nan')):.4f}")
+        print(
+            f"  fine-tuned, validation accuracy {val.get('accuracy', float('nan')):.4f}, macro-F1 {val.get('macro_f1', float('nan')):.4f}"
+        )
     else:
         print(f"teacher: {info['path']} (a classifier already; used as it is)")
     return 0
@@ -39,7 +41,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     metric = result["metric"]
     print(f"student saved to {s['path']}  ({cfg.output_dir}/result.json)")
     rows = [
-        ("test " + metric, f"{t['test']['quality']:.4f}", f"{s['test']['quality']:.4f}", f"{r['test_quality_ratio']:.3f}"),
+        (
+            "test " + metric,
+            f"{t['test']['quality']:.4f}",
+            f"{s['test']['quality']:.4f}",
+            f"{r['test_quality_ratio']:.3f}",
+        ),
         ("parameters", f"{t['parameters']['total']:,}", f"{s['parameters']['total']:,}", f"{r['parameter_ratio']:.3f}"),
         ("size MB", f"{t['size_mb']:.1f}", f"{s['size_mb']:.1f}", f"{r['size_ratio']:.3f}"),
     ]
@@ -60,8 +67,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     extra = "" if out["metric"] in ("accuracy", "macro_f1") else f", {out['metric']} {out['quality']:.4f}"
     print(f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}{extra}")
-    print(f"  parameters {out['parameters']['total']:,} (without embeddings {out['parameters']['without_embeddings']:,}), "
-          f"{out['size_mb']:.1f} MB")
+    print(
+        f"  parameters {out['parameters']['total']:,} (without embeddings {out['parameters']['without_embeddings']:,}), "
+        f"{out['size_mb']:.1f} MB"
+    )
     for key, val in out.get("latency_ms", {}).items():
         print(f"  {key}: {val:.2f}")
     return 0
@@ -75,7 +84,9 @@ def _front_table(front: list[dict], objectives: list[str]) -> None:
             f"{r['objectives'][o]:>14,.0f}" if o == "parameters" else f"{r['objectives'][o]:>14.4f}" for o in objectives
         )
         m = r.get("metrics", {})
-        print(f"{r['number']:>6}{vals}{m.get('accuracy', float('nan')):>10.4f}{m.get('parameter_ratio', float('nan')):>13.3f}")
+        print(
+            f"{r['number']:>6}{vals}{m.get('accuracy', float('nan')):>10.4f}{m.get('parameter_ratio', float('nan')):>13.3f}"
+        )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -85,12 +96,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print(f"search space {out['space']!r}: {out['space_size']:.3g} points; proxy {out['proxy_steps']} steps on "
-          f"{out['proxy_examples']} examples")
+    print(
+        f"search space {out['space']!r}: {out['space_size']:.3g} points; proxy {out['proxy_steps']} steps on "
+        f"{out['proxy_examples']} examples"
+    )
     print(f"study {out['study_name']!r} in {out['storage']}")
-    print(f"teacher: {out['teacher_parameters']:,} parameters; teacher-output cache {out['cache_mb']:.1f} MB at {out['cache_folder']}")
-    print(f"students (of {out['sampled_points']} sampled): {out['predicted_parameters_min']:,} to "
-          f"{out['predicted_parameters_max']:,} parameters; {100 * out['predicted_refused_fraction']:.0f}% would be refused by the budget")
+    print(
+        f"teacher: {out['teacher_parameters']:,} parameters; teacher-output cache {out['cache_mb']:.1f} MB at {out['cache_folder']}"
+    )
+    print(
+        f"students (of {out['sampled_points']} sampled): {out['predicted_parameters_min']:,} to "
+        f"{out['predicted_parameters_max']:,} parameters; {100 * out['predicted_refused_fraction']:.0f}% would be refused by the budget"
+    )
     print("budget feasible" if out["budget_feasible"] else "budget NOT feasible: no sampled student meets it")
     return 0
 
@@ -99,9 +116,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autodistill.controller import Search
 
     cfg = _load(args)
-    out = Search(cfg, storage=args.storage, study_name=args.study_name, progress=not args.quiet).run(args.n_trials, args.timeout)
-    print(f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
-          f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)")
+    out = Search(cfg, storage=args.storage, study_name=args.study_name, progress=not args.quiet).run(
+        args.n_trials, args.timeout
+    )
+    print(
+        f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
+        f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)"
+    )
     _front_table(out["front"], out["objectives"])
     return 0
 
@@ -119,7 +140,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     objectives = list(cfg.search.objectives)
     write_front(study, objectives, Path(cfg.output_dir))
     front = pareto_front(study, objectives)
-    print(f"study {s.study_name!r}: {len(front)} on the front; wrote pareto.json, pareto.csv, pareto.png to {cfg.output_dir}")
+    print(
+        f"study {s.study_name!r}: {len(front)} on the front; wrote pareto.json, pareto.csv, pareto.png to {cfg.output_dir}"
+    )
     _front_table(front, objectives)
     return 0
 
@@ -129,10 +152,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     from autodistill.export.run import run_export
 
     cfg = _load(args)
-    rule = PickRule(max_params=args.max_params, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb,
-                    min_quality=args.min_quality, min_relative_quality=args.min_relative_quality, trial=args.trial)
-    r = run_export(cfg, rule, formats=args.formats, out=args.out, retrain=not args.no_retrain, register=args.register,
-                   storage=args.storage, study_name=args.study_name, progress=not args.quiet)
+    rule = PickRule(
+        max_params=args.max_params,
+        max_latency_ms=args.max_latency_ms,
+        max_size_mb=args.max_size_mb,
+        min_quality=args.min_quality,
+        min_relative_quality=args.min_relative_quality,
+        trial=args.trial,
+    )
+    r = run_export(
+        cfg,
+        rule,
+        formats=args.formats,
+        out=args.out,
+        retrain=not args.no_retrain,
+        register=args.register,
+        storage=args.storage,
+        study_name=args.study_name,
+        progress=not args.quiet,
+    )
     s, t, p = r["student"], r["teacher"], r["pick"]
     print(f"exported trial {p['trial']} ({p['rule']}; {s['kind']} student) to {r['path']}")
     print(f"  {r['train']['mode_text']}")
@@ -148,8 +186,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         f = r["formats"].get(name)
         if f:
             lat = f["latency_ms"]
-            print(f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, test {metric} {f['test_quality']:.4f}, agreement "
-                  f"{f['agreement']:.4f}, b1 {lat['latency_ms_b1']:.2f} ms, b32 {lat['latency_ms_b32']:.2f} ms")
+            print(
+                f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, test {metric} {f['test_quality']:.4f}, agreement "
+                f"{f['agreement']:.4f}, b1 {lat['latency_ms_b1']:.2f} ms, b32 {lat['latency_ms_b32']:.2f} ms"
+            )
     m = r.get("mlflow")
     if m:
         reg = m.get("registered")
@@ -164,11 +204,18 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-latency-ms", type=float, default=None, help="best quality under this batch-1 latency (ms)")
     p.add_argument("--max-size-mb", type=float, default=None, help="best quality under this size (MB)")
     p.add_argument("--min-quality", type=float, default=None, help="smallest student with validation quality >= Q")
-    p.add_argument("--min-relative-quality", type=float, default=None,
-                   help="smallest student with validation quality >= R x the teacher's")
+    p.add_argument(
+        "--min-relative-quality",
+        type=float,
+        default=None,
+        help="smallest student with validation quality >= R x the teacher's",
+    )
     p.add_argument("--trial", type=int, default=None, help="export this trial number")
-    p.add_argument("--no-retrain", action="store_true",
-                   help="export the trial's proxy student (its proxy run is rerun exactly; weights are not stored)")
+    p.add_argument(
+        "--no-retrain",
+        action="store_true",
+        help="export the trial's proxy student (its proxy run is rerun exactly; weights are not stored)",
+    )
     p.add_argument("--formats", default="hf", help="comma-separated: hf,onnx,int8 (default: hf)")
     p.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export)")
     p.add_argument("--register", default=None, metavar="NAME", help="register the exported model in MLflow under NAME")
@@ -187,13 +234,20 @@ def _search_args(p: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="run config (YAML)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set distill.lr=1e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set distill.lr=1e-4 (repeatable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 # name -> (function, help, extra-arguments hook)
-COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None] | None]] = {
+COMMANDS: dict[
+    str, tuple[Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None] | None]
+] = {
     "teacher": (cmd_teacher, "fine-tune the teacher backbone (reused when present)", None),
     "distill": (cmd_distill, "run one fixed distillation and save the student", None),
     "evaluate": (
@@ -205,8 +259,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[ar
             p.add_argument("--json", action="store_true", help="print JSON"),
         ),
     ),
-    "plan": (cmd_plan, "what a search would do: space size, cache size, feasible budgets (no training)",
-             lambda p: p.add_argument("--json", action="store_true", help="print JSON")),
+    "plan": (
+        cmd_plan,
+        "what a search would do: space size, cache size, feasible budgets (no training)",
+        lambda p: p.add_argument("--json", action="store_true", help="print JSON"),
+    ),
     "search": (cmd_search, "search students and loss mixtures; running it again continues the study", _search_args),
     "pareto": (cmd_pareto, "print the study's Pareto front and write pareto.json/.csv/.png", _study_args),
     "export": (cmd_export, "pick a student from the study, train it in full, export it (HF, ONNX, int8)", _export_args),
@@ -214,7 +271,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[[ar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autodistill", description="AutoML knowledge distillation for Hugging Face models.")
+    parser = argparse.ArgumentParser(
+        prog="autodistill", description="AutoML knowledge distillation for Hugging Face models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, help_text, extra) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

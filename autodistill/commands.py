@@ -24,7 +24,12 @@ def run_teacher(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     data = load_task_data(cfg.data)
     teacher = prepare_teacher(cfg, data, progress=progress)
-    return {"path": str(teacher.path), "fingerprint": teacher.fingerprint, "finetuned": teacher.finetuned, **teacher.info}
+    return {
+        "path": str(teacher.path),
+        "fingerprint": teacher.fingerprint,
+        "finetuned": teacher.finetuned,
+        **teacher.info,
+    }
 
 
 def measure_model(model: Any, cfg: RunConfig, seq_len: int) -> dict[str, Any]:
@@ -36,7 +41,12 @@ def measure_model(model: Any, cfg: RunConfig, seq_len: int) -> dict[str, Any]:
     if ev.latency:
         model = model.to("cpu").eval()
         out["latency_ms"] = measure_latency(
-            model, batch_sizes=tuple(ev.batch_sizes), seq_len=seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+            model,
+            batch_sizes=tuple(ev.batch_sizes),
+            seq_len=seq_len,
+            threads=ev.threads,
+            warmup=ev.warmup,
+            repeats=ev.repeats,
         )
         out["peak_memory_mb"] = round(peak_memory_mb(model, max(ev.batch_sizes), seq_len), 2)
     return out
@@ -78,14 +88,32 @@ def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     out_dir = Path(cfg.output_dir)
     student_dir = out_dir / "student"
     result = {
-        "student": {"validation": run.validation, "test": test, **s_meas, "path": str(student_dir),
-                    "kind": run.build.resolved.get("kind"), "resolved": run.build.resolved},
-        "teacher": {**prep.teacher_metrics, **t_meas, "path": str(prep.teacher.path), "finetuned": prep.teacher.finetuned},
-        "relative": {**compare(s_meas, t_meas),
-                     "test_quality_ratio": round(test["quality"] / max(1e-12, prep.teacher_metrics["test"]["quality"]), 4)},
-        "train": {"steps": run.train.steps, "seconds": round(run.train.seconds, 2), "mode": cfg.distill.mode,
-                  "best_step": run.train.best_step, "evals": run.train.evals,
-                  "final_loss": run.train.history[-1] if run.train.history else None},
+        "student": {
+            "validation": run.validation,
+            "test": test,
+            **s_meas,
+            "path": str(student_dir),
+            "kind": run.build.resolved.get("kind"),
+            "resolved": run.build.resolved,
+        },
+        "teacher": {
+            **prep.teacher_metrics,
+            **t_meas,
+            "path": str(prep.teacher.path),
+            "finetuned": prep.teacher.finetuned,
+        },
+        "relative": {
+            **compare(s_meas, t_meas),
+            "test_quality_ratio": round(test["quality"] / max(1e-12, prep.teacher_metrics["test"]["quality"]), 4),
+        },
+        "train": {
+            "steps": run.train.steps,
+            "seconds": round(run.train.seconds, 2),
+            "mode": cfg.distill.mode,
+            "best_step": run.train.best_step,
+            "evals": run.train.evals,
+            "final_loss": run.train.history[-1] if run.train.history else None,
+        },
         "layer_weights": run.train.weights[-1] if run.train.weights else None,
         "latency_seq_len": seq_len,
         "labels": list(prep.data.label_names),
@@ -164,7 +192,6 @@ def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: 
 def validate_components(cfg: RunConfig) -> None:
     """Check registry names and options before any work (data, teacher or training)."""
     from autodistill.config.schema import parse
-    from autodistill.errors import ConfigError
     from autodistill.losses import LOSSES
     from autodistill.student import load_transforms
     from autodistill.student.base import TRANSFORMS
@@ -173,15 +200,21 @@ def validate_components(cfg: RunConfig) -> None:
     load_transforms()
     for i, step in enumerate(cfg.student.transforms):
         key = f"student.transforms[{i}]"
-        if step["name"] not in TRANSFORMS:
-            raise ConfigError(f"The '{key}.name' parameter must be one of {', '.join(TRANSFORMS.names())}. Got {step['name']!r} instead.")
-        cls = TRANSFORMS.get(step["name"])
+        cls = _registered(TRANSFORMS, step["name"], f"{key}.name")
         parse(cls.Options, {k: v for k, v in step.items() if k != "name"}, key)
     for i, term in enumerate(cfg.distill.loss.terms):
-        if term["name"] not in LOSSES:
-            raise ConfigError(
-                f"The 'distill.loss.terms[{i}].name' parameter must be one of {', '.join(LOSSES.names())}. Got {term['name']!r} instead."
-            )
-    w = cfg.distill.loss.weighting["name"]
-    if w not in WEIGHTINGS:
-        raise ConfigError(f"The 'distill.loss.weighting.name' parameter must be one of {', '.join(WEIGHTINGS.names())}. Got {w!r} instead.")
+        key = f"distill.loss.terms[{i}]"
+        cls = _registered(LOSSES, term["name"], f"{key}.name")
+        parse(cls.Options, {k: v for k, v in term.items() if k not in ("name", "weight")}, key)
+    weighting = cfg.distill.loss.weighting
+    cls = _registered(WEIGHTINGS, weighting["name"], "distill.loss.weighting.name")
+    parse(cls.Options, {k: v for k, v in weighting.items() if k != "name"}, "distill.loss.weighting")
+
+
+def _registered(registry: Any, name: str, key: str) -> Any:
+    from autodistill.errors import ConfigError
+
+    if name not in registry:
+        valid = ", ".join(registry.names())
+        raise ConfigError(f"The {key!r} parameter must be one of {valid}. Got {name!r} instead.")
+    return registry.get(name)

@@ -61,8 +61,15 @@ class Prepared:
         if attention and hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation("eager")
         self.outputs = self.cache.ensure(
-            model, self.encoded, self.pad_id, hidden, attention, qkv, self.teacher.label_order,
-            batch_size=self.cfg.distill.eval_batch_size, progress=self.progress,
+            model,
+            self.encoded,
+            self.pad_id,
+            hidden,
+            attention,
+            qkv,
+            self.teacher.label_order,
+            batch_size=self.cfg.distill.eval_batch_size,
+            progress=self.progress,
         )
         return self.outputs
 
@@ -93,8 +100,13 @@ def cache_key(teacher: Teacher, data: TaskData, cfg: RunConfig) -> str:
     from autodistill.data import tokenizer_fingerprint
 
     return hash_json(
-        {"teacher": teacher.fingerprint, "data": data.fingerprint, "tokenizer": tokenizer_fingerprint(teacher.tokenizer),
-         "max_length": cfg.data.max_length, "labels": teacher.label_order}
+        {
+            "teacher": teacher.fingerprint,
+            "data": data.fingerprint,
+            "tokenizer": tokenizer_fingerprint(teacher.tokenizer),
+            "max_length": cfg.data.max_length,
+            "labels": teacher.label_order,
+        }
     )[:24]
 
 
@@ -109,12 +121,19 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     outputs = (
         cache.open(list(SPLITS), [], [])
         if model is None
-        else cache.ensure(model, encoded, teacher.pad_id, label_order=teacher.label_order,
-                          batch_size=cfg.distill.eval_batch_size, progress=progress,
-                          meta={"teacher": str(teacher.path), "data": data.source})
+        else cache.ensure(
+            model,
+            encoded,
+            teacher.pad_id,
+            label_order=teacher.label_order,
+            batch_size=cfg.distill.eval_batch_size,
+            progress=progress,
+            meta={"teacher": str(teacher.path), "data": data.source},
+        )
     )
     metrics = {
-        s: task_metrics(encoded[s].labels, outputs.logits(s).argmax(-1), cfg.data.metric) for s in ("validation", "test")
+        s: task_metrics(encoded[s].labels, outputs.logits(s).argmax(-1), cfg.data.metric)
+        for s in ("validation", "test")
     }
     return Prepared(cfg, data, teacher, encoded, cache, outputs, metrics, progress)
 
@@ -133,8 +152,16 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         # full runs check validation once per epoch by default and keep the best
         eval_every = eval_every or min(steps, steps_for_epochs(n_examples, d.batch_size, 1))
     return TrainSpec(
-        steps=steps, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay, warmup_ratio=d.warmup_ratio,
-        max_grad_norm=d.max_grad_norm, eval_every=eval_every, device=d.device, bf16=d.bf16, seed=cfg.seed,
+        steps=steps,
+        batch_size=d.batch_size,
+        lr=d.lr,
+        weight_decay=d.weight_decay,
+        warmup_ratio=d.warmup_ratio,
+        max_grad_norm=d.max_grad_norm,
+        eval_every=eval_every,
+        device=d.device,
+        bf16=d.bf16,
+        seed=cfg.seed,
     )
 
 
@@ -168,8 +195,13 @@ def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.
 
 
 def distill_student(
-    prep: Prepared, student: StudentSpec | None, loss: LossSpec, spec: TrainSpec | None = None,
-    indices: np.ndarray | None = None, evaluate: Any = None, keep_best: bool | None = None,
+    prep: Prepared,
+    student: StudentSpec | None,
+    loss: LossSpec,
+    spec: TrainSpec | None = None,
+    indices: np.ndarray | None = None,
+    evaluate: Any = None,
+    keep_best: bool | None = None,
     built: Any = None,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
@@ -192,8 +224,10 @@ def distill_student(
     model = built.model
     layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
     dims = LossDims(
-        student_hidden=built.shape.hidden, teacher_hidden=tmodel.config.hidden_size,
-        student_heads=tuple(l.heads for l in built.shape.layers), teacher_heads=tmodel.config.num_attention_heads,
+        student_hidden=built.shape.hidden,
+        teacher_hidden=tmodel.config.hidden_size,
+        student_heads=tuple(l.heads for l in built.shape.layers),
+        teacher_heads=tmodel.config.num_attention_heads,
         num_labels=prep.data.num_labels,
     )
     loss_fn = CompositeLoss(loss, dims, layer_map)
@@ -210,9 +244,19 @@ def distill_student(
         return q
 
     result = train(
-        model, loss_fn, prep.encoded["train"], indices, spec, prep.pad_id, teacher=CachedTeacher(outputs),
-        layer_map=layer_map, temperature=loss.temperature, token_id_map=id_map, evaluate=on_eval,
-        keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best, progress=prep.progress,
+        model,
+        loss_fn,
+        prep.encoded["train"],
+        indices,
+        spec,
+        prep.pad_id,
+        teacher=CachedTeacher(outputs),
+        layer_map=layer_map,
+        temperature=loss.temperature,
+        token_id_map=id_map,
+        evaluate=on_eval,
+        keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best,
+        progress=prep.progress,
     )
     model.to("cpu")
     validation = student_quality(prep, model, "validation", id_map)

@@ -57,13 +57,16 @@ class Tracker:
             if reopen and found[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.client.create_run(self.experiment_id, run_name=f"study {self.study_name}", tags={ROLE: "study", STUDY: self.study_name})
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"study {self.study_name}", tags={ROLE: "study", STUDY: self.study_name}
+        )
         return run.info.run_id
 
     def fail_stale(self) -> int:
         """End as FAILED the trial runs a killed process left RUNNING."""
         runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'",
         )
         for r in runs:
             self.client.set_terminated(r.info.run_id, status="FAILED")
@@ -83,8 +86,15 @@ class Tracker:
 
     def start_trial(self, number: int, params: dict[str, Any]) -> str:
         run = self.client.create_run(
-            self.experiment_id, run_name=f"trial {number}",
-            tags={"mlflow.parentRunId": self.parent_id, ROLE: "trial", STUDY: self.study_name, TRIAL: str(number), PARETO: "false"},
+            self.experiment_id,
+            run_name=f"trial {number}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                ROLE: "trial",
+                STUDY: self.study_name,
+                TRIAL: str(number),
+                PARETO: "false",
+            },
         )
         self._log_params(run.info.run_id, _flat("", params, {}))
         return run.info.run_id
@@ -101,7 +111,9 @@ class Tracker:
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
 
-    def finish_trial(self, run_id: str, metrics: dict[str, float], resolved: dict[str, Any] | None, status: str) -> None:
+    def finish_trial(
+        self, run_id: str, metrics: dict[str, float], resolved: dict[str, Any] | None, status: str
+    ) -> None:
         from mlflow.entities import Metric
 
         items = [Metric(k, float(v), 0, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
@@ -172,7 +184,9 @@ class Tracker:
             with mlflow.start_run(run_id=self.parent_id):
                 # explicit requirements: inferring them imports every optional torch package
                 info = mlflow.transformers.log_model(
-                    pipe, name="student", registered_model_name=register,
+                    pipe,
+                    name="student",
+                    registered_model_name=register,
                     pip_requirements=["transformers", "torch", "safetensors", "tokenizers"],
                 )
         finally:

@@ -84,4 +84,9 @@ def test_bad_config_fails_before_any_work(tiny_run, capsys):
     assert main(["distill", str(path), "--set", "student.transforms[0].name=shrink", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "'student.transforms[0].name'" in err and "depth" in err
+    assert main(["distill", str(path), "--set", "distill.loss.terms[1].bogus=3", "--quiet"]) == 2
+    assert "'distill.loss.terms[1].bogus'" in capsys.readouterr().err
+    assert main(["distill", str(path), "--set", "distill.loss.weighting.name=magic", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'distill.loss.weighting.name'" in err and "uncertainty" in err
     assert not (tmp / "out").exists()

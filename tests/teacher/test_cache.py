@@ -51,7 +51,9 @@ def test_cache_matches_live_teacher_and_is_computed_once(setup, tmp_path):
     assert hidden.shape[0] == int(enc["train"].lengths.sum())
     assert isinstance(out.splits["train"].logits, np.memmap)
     # a second run (another process would do the same) computes nothing
-    again = TeacherCache(tmp_path / "cache", "k").ensure(counting, enc, tok.pad_token_id, hidden=[2], attention=[1], progress=False)
+    again = TeacherCache(tmp_path / "cache", "k").ensure(
+        counting, enc, tok.pad_token_id, hidden=[2], attention=[1], progress=False
+    )
     assert counting.calls == first_calls
     # gathered batches equal the live teacher on real (unpadded) positions, to fp16 precision
     from autodistill.data import collate

@@ -51,7 +51,15 @@ def test_warmup_then_linear_decay(tiny):
 
     torch.optim.AdamW.step = spy
     try:
-        train(model, ce, enc, np.arange(60), TrainSpec(steps=10, batch_size=8, lr=1e-3, warmup_ratio=0.2), pad, progress=False)
+        train(
+            model,
+            ce,
+            enc,
+            np.arange(60),
+            TrainSpec(steps=10, batch_size=8, lr=1e-3, warmup_ratio=0.2),
+            pad,
+            progress=False,
+        )
     finally:
         torch.optim.AdamW.step = orig
     assert lrs[0] < lrs[1] == pytest.approx(1e-3)
@@ -86,15 +94,32 @@ def test_evaluate_callback_keep_best_and_stop(tiny):
     def evaluate(step):
         return next(scores)
 
-    res = train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, eval_every=2), pad,
-                evaluate=evaluate, keep_best=True, progress=False)
+    res = train(
+        model,
+        ce,
+        enc,
+        np.arange(60),
+        TrainSpec(steps=6, batch_size=8, eval_every=2),
+        pad,
+        evaluate=evaluate,
+        keep_best=True,
+        progress=False,
+    )
     assert res.evals == [(2, 0.9), (4, 0.5), (6, 0.4)] and res.best_step == 2
 
     def stop(step):
         raise StopTraining("hopeless")
 
-    res = train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, eval_every=2), pad,
-                evaluate=stop, progress=False)
+    res = train(
+        model,
+        ce,
+        enc,
+        np.arange(60),
+        TrainSpec(steps=6, batch_size=8, eval_every=2),
+        pad,
+        evaluate=stop,
+        progress=False,
+    )
     assert res.stopped_early and res.steps == 2
 
 
@@ -106,7 +131,16 @@ def test_keep_best_restores_the_best_weights(tiny):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
         return 1.0 if step == 2 else 0.1
 
-    train(model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, lr=1e-2, eval_every=2), pad,
-          evaluate=evaluate, keep_best=True, progress=False)
+    train(
+        model,
+        ce,
+        enc,
+        np.arange(60),
+        TrainSpec(steps=6, batch_size=8, lr=1e-2, eval_every=2),
+        pad,
+        evaluate=evaluate,
+        keep_best=True,
+        progress=False,
+    )
     best = snapshots[0]
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
