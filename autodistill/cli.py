@@ -156,6 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         max_params=args.max_params,
         max_latency_ms=args.max_latency_ms,
         max_size_mb=args.max_size_mb,
+        min_speedup=args.min_speedup,
         min_quality=args.min_quality,
         min_relative_quality=args.min_relative_quality,
         trial=args.trial,
@@ -203,6 +204,12 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-params", type=int, default=None, help="best quality with at most N parameters (total)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="best quality under this batch-1 latency (ms)")
     p.add_argument("--max-size-mb", type=float, default=None, help="best quality under this size (MB)")
+    p.add_argument(
+        "--min-speedup",
+        type=float,
+        default=None,
+        help="best quality at least X times faster than the teacher at batch 1 (as the search measured both)",
+    )
     p.add_argument("--min-quality", type=float, default=None, help="smallest student with validation quality >= Q")
     p.add_argument(
         "--min-relative-quality",

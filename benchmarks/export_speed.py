@@ -3,8 +3,10 @@
     python benchmarks/export_speed.py configs/demo.yaml [--n-trials 12] [--seeds 3] [--out DIR]
 
 1. Runs (or continues) the config's search until it has ``--n-trials`` trained trials.
-2. Picks the best student under 40% of the teacher's parameters, retrains it at full length and
-   exports it with ONNX and int8 (``autodistill export --max-params ... --formats onnx,int8``).
+2. Picks the best student under 40% of the teacher's parameters and at least ``--min-speedup``
+   (3) times faster than the teacher at batch 1 as the search measured them, retrains it at full
+   length and exports it with ONNX and int8
+   (``autodistill export --max-params ... --min-speedup 3 --formats onnx,int8``).
 3. Prints: that student against the teacher, batch-1 CPU latency (target >= 3x faster); int8
    against fp32 ONNX at batch 32 with the test accuracy of each (target >= 1.5x faster, within 1
    point); and that student against DistilBERT's recipe (``depth`` 3 layers ``uniform``, CE + KL
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seeds", type=int, default=3, help="seeds for the recipe comparison (median)")
     ap.add_argument("--max-fraction", type=float, default=0.4, help="parameter cap as a fraction of the teacher's")
+    ap.add_argument("--min-speedup", type=float, default=3.0, help="batch-1 speedup over the teacher the pick needs")
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prep = prepare(cfg, progress=False)
     teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
-    rule = PickRule(max_params=int(args.max_fraction * teacher_params))
+    rule = PickRule(max_params=int(args.max_fraction * teacher_params), min_speedup=args.min_speedup or None)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / "export-benchmark"
     t0 = time.perf_counter()
     r = run_export(cfg, rule, formats="onnx,int8", out=out, progress=False)

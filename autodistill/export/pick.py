@@ -3,8 +3,10 @@
 Records are the plain dicts of ``search.front.record`` (number, objectives, metrics, ...), one per
 complete, trained, feasible trial. Rules:
 
-- caps (``max_params``, ``max_latency_ms`` at batch 1, ``max_size_mb``) alone: the best validation
-  quality among the trials under every cap;
+- caps (``max_params``, ``max_latency_ms`` at batch 1, ``max_size_mb``, ``min_speedup``: batch-1
+  latency at most 1/X of the teacher's, both measured in the search's process moments apart, so
+  a shared machine's drift cancels) alone: the best validation quality among the trials under
+  every cap;
 - a quality floor (``min_quality``, or ``min_relative_quality`` times the teacher's validation
   quality), with or without caps: the smallest student (fewest parameters) that meets it all;
 - ``trial``: that trial, alone;
@@ -35,6 +37,7 @@ class PickRule:
     max_params: int | None = None
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
+    min_speedup: float | None = None
     min_quality: float | None = None
     min_relative_quality: float | None = None
     trial: int | None = None
@@ -44,6 +47,7 @@ class PickRule:
             ("--max-params", self.max_params),
             ("--max-latency-ms", self.max_latency_ms),
             ("--max-size-mb", self.max_size_mb),
+            ("--min-speedup", self.min_speedup),
         ):
             if v is not None and not v > 0:
                 raise PickError(f"The '{flag}' option must be > 0. Got {v} instead.")
@@ -67,6 +71,7 @@ class PickRule:
             "--max-params": self.max_params,
             "--max-latency-ms": self.max_latency_ms,
             "--max-size-mb": self.max_size_mb,
+            "--min-speedup": self.min_speedup,
             "--min-quality": self.min_quality,
             "--min-relative-quality": self.min_relative_quality,
             "--trial": self.trial,
@@ -95,6 +100,12 @@ def latency_ms(r: dict[str, Any]) -> float:
     return float(r["metrics"].get("latency_ms_b1", np.inf))
 
 
+def speedup(r: dict[str, Any]) -> float:
+    """Teacher batch-1 latency over the student's, as the search measured them (0 when unknown)."""
+    ratio = r["metrics"].get("latency")
+    return 1.0 / float(ratio) if ratio else 0.0
+
+
 def size_mb(r: dict[str, Any]) -> float:
     return float(r["metrics"].get("size", r["objectives"].get("size", np.inf)))
 
@@ -109,6 +120,8 @@ def _violations(r: dict[str, Any], rule: PickRule, floor: float | None) -> dict[
     ):
         if limit is not None:
             out[flag] = max(0.0, value / limit - 1.0)
+    if rule.min_speedup is not None:
+        out["--min-speedup"] = max(0.0, 1.0 - speedup(r) / rule.min_speedup)
     if floor is not None:
         out["quality floor"] = max(0.0, (floor - quality(r)) / max(floor, 1e-12))
     return out
@@ -151,7 +164,7 @@ def pick(
             )
         return found[0]
     floor = quality_floor(rule, teacher_quality)
-    limited = any(v is not None for v in (rule.max_params, rule.max_latency_ms, rule.max_size_mb))
+    limited = any(v is not None for v in (rule.max_params, rule.max_latency_ms, rule.max_size_mb, rule.min_speedup))
     if floor is None and not limited:
         return knee_of(records, objectives)
     ok = [r for r in records if not any(_violations(r, rule, floor).values())]
@@ -180,6 +193,7 @@ def closest_table(records: list[dict[str, Any]], rule: PickRule, floor: float | 
             f"  trial {r['number']}: quality {quality(r):.4f}, parameters {int(parameters(r)):,}, "
             f"size {size_mb(r):.2f} MB"
             + (f", latency {lat:.2f} ms" if np.isfinite(lat) else "")
+            + (f" ({speedup(r):.2f}x the teacher)" if speedup(r) else "")
             + (f" (over by {', '.join(f'{k} {x}' for k, x in v.items())})" if v else "")
         )
     return "\n".join(rows)

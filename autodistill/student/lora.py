@@ -70,7 +70,11 @@ class Lora(Transform):
 
     def wrap(self, model: Any, resolved: dict[str, Any]) -> Any:
         """A peft model: adapters on the target modules, the classifier head trained in full
-        (SEQ_CLS puts ``classifier`` in ``modules_to_save``), every other weight frozen."""
+        (SEQ_CLS puts ``classifier`` in ``modules_to_save``), every other weight frozen.
+
+        The adapters' random initialisation draws from its own seeded generator state, so the same
+        record always starts from the same adapters: a trial's proxy run can be rerun exactly."""
+        import torch
         from peft import LoraConfig, TaskType, get_peft_model
 
         config = LoraConfig(
@@ -81,7 +85,9 @@ class Lora(Transform):
             target_modules=list(resolved["target_modules"]),
         )
         try:
-            return get_peft_model(model, config)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(resolved.get("init_seed", 0)))
+                return get_peft_model(model, config)
         except ValueError as err:  # peft: no module matched, or a module type it cannot adapt
             names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
             reason = str(err).split("\n", 1)[0]  # peft's message may go on with a module's repr

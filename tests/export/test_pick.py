@@ -6,13 +6,21 @@ import pytest
 
 from autodistill.export.pick import PickError, PickRule, knee_of, pick
 
+TEACHER_MS = 10.0
+
 
 def rec(number: int, quality: float, params: int, latency: float = 1.0, size: float | None = None) -> dict:
     size = params * 4 / 1e6 if size is None else size
     return {
         "number": number,
         "objectives": {"quality": quality, "parameters": float(params)},
-        "metrics": {"quality": quality, "parameters": float(params), "latency_ms_b1": latency, "size": size},
+        "metrics": {
+            "quality": quality,
+            "parameters": float(params),
+            "latency_ms_b1": latency,
+            "latency": latency / TEACHER_MS,  # the ratio the search records
+            "size": size,
+        },
     }
 
 
@@ -46,6 +54,23 @@ def test_max_params_gives_best_quality_under_the_cap():
 def test_max_latency_may_pick_a_trial_off_the_front():
     assert pick([*FRONT, DOMINATED], PickRule(max_latency_ms=0.9), OBJ)["number"] == 5
     assert pick([*FRONT, DOMINATED], PickRule(max_latency_ms=2.5), OBJ)["number"] == 5  # 0.80 beats 0.75
+
+
+def test_min_speedup_is_relative_to_the_teacher():
+    # speedups: 10x, 5x, 3.33x, 1.67x, 1x on the front; the dominated trial is 20x
+    assert pick(FRONT, PickRule(min_speedup=3.0), OBJ)["number"] == 2
+    assert pick(FRONT, PickRule(min_speedup=5.0), OBJ)["number"] == 1  # the bound is inclusive
+    assert pick([*FRONT, DOMINATED], PickRule(min_speedup=6.0), OBJ)["number"] == 5
+    assert pick(FRONT, PickRule(min_speedup=3.0, max_params=1_500_000), OBJ)["number"] == 0
+    with pytest.raises(PickError) as err:
+        pick(FRONT, PickRule(min_speedup=50.0), OBJ)
+    assert "--min-speedup 50.0" in str(err.value) and "(10.00x the teacher)" in str(err.value)
+
+
+def test_min_speedup_never_passes_a_trial_without_latency():
+    unmeasured = rec(7, 0.99, 100)
+    del unmeasured["metrics"]["latency"]
+    assert pick([*FRONT, unmeasured], PickRule(min_speedup=2.0), OBJ)["number"] == 2  # not 7
 
 
 def test_max_size_mb():
@@ -99,6 +124,7 @@ def test_nothing_satisfies_lists_the_closest():
         ({"max_params": 0}, "--max-params"),
         ({"max_latency_ms": -1.0}, "--max-latency-ms"),
         ({"max_size_mb": 0.0}, "--max-size-mb"),
+        ({"min_speedup": 0.0}, "--min-speedup"),
         ({"min_quality": 1.5}, "--min-quality"),
         ({"min_relative_quality": 0.0}, "--min-relative-quality"),
         ({"trial": -1}, "--trial"),

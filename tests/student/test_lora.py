@@ -130,3 +130,21 @@ def test_build_wraps_and_export_merges() -> None:
     assert trainable_parameters(built.model) < built.num_parameters() // 4
     again = rebuild_student(model, built.resolved)
     assert is_wrapped(again.model) and again.resolved["transforms"] == built.resolved["transforms"]
+
+
+def test_adapter_init_is_the_same_whatever_the_global_rng_state() -> None:
+    t = TRANSFORMS.get("lora")()
+    rec = resolved()
+
+    def adapters(global_seed: int) -> dict[str, torch.Tensor]:
+        model, _ = tiny()
+        torch.manual_seed(global_seed)
+        wrapped = t.wrap(model, rec)
+        after = torch.rand(1)  # the global stream continues as if the adapters drew nothing
+        torch.manual_seed(global_seed)
+        assert torch.equal(after, torch.rand(1))
+        return {n: p.detach().clone() for n, p in wrapped.named_parameters() if "lora_A" in n}
+
+    a, b = adapters(1), adapters(2)
+    assert a and a.keys() == b.keys()
+    assert all(torch.equal(a[n], b[n]) for n in a)
