@@ -113,12 +113,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from autodistill.controller import Search
+    from autodistill import api
 
     cfg = _load(args)
-    out = Search(cfg, storage=args.storage, study_name=args.study_name, progress=not args.quiet).run(
-        args.n_trials, args.timeout
-    )
+    out = api.search(cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet)
     print(
         f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
         f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)"
@@ -128,31 +126,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from autodistill.controller import setup
-    from autodistill.search.front import pareto_front, write_front
-    from autodistill.search.study import open_existing
+    from autodistill import api
 
     cfg = _load(args)
-    s = setup(cfg, args.storage, args.study_name)
-    study = open_existing(s.storage, s.study_name)
-    objectives = list(cfg.search.objectives)
-    write_front(study, objectives, Path(cfg.output_dir))
-    front = pareto_front(study, objectives)
+    out = api.pareto(cfg, storage=args.storage, study_name=args.study_name)
     print(
-        f"study {s.study_name!r}: {len(front)} on the front; wrote pareto.json, pareto.csv, pareto.png to {cfg.output_dir}"
+        f"study {out['study']!r}: {len(out['front'])} on the front; wrote pareto.json, pareto.csv, pareto.png to "
+        f"{cfg.output_dir}"
     )
-    _front_table(front, objectives)
+    _front_table(out["front"], list(cfg.search.objectives))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autodistill.export.pick import PickRule
-    from autodistill.export.run import run_export
+    from autodistill import api
 
-    cfg = _load(args)
-    rule = PickRule(
+    r = api.export(
+        _load(args),
         max_params=args.max_params,
         max_latency_ms=args.max_latency_ms,
         max_size_mb=args.max_size_mb,
@@ -160,10 +150,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         min_quality=args.min_quality,
         min_relative_quality=args.min_relative_quality,
         trial=args.trial,
-    )
-    r = run_export(
-        cfg,
-        rule,
         formats=args.formats,
         out=args.out,
         retrain=not args.no_retrain,

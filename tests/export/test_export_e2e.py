@@ -161,3 +161,47 @@ def test_cli_rule_nobody_meets_names_the_flag(searched, home, capsys):
     code = main(["export", str(path), "--max-params", "10", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "--max-params" in err and "Closest trials" in err and "trial " in err
+
+
+def test_python_api_pareto_and_export_by_speedup(searched, home, tmp_path):
+    from autodistill import api
+    from autodistill.export.pick import speedup
+
+    path, _, out = searched
+    overrides = ["tracking.enabled=false"]
+    front = api.pareto(path, overrides=overrides)
+    assert [r["number"] for r in front["front"]] == [r["number"] for r in out["front"]]
+    assert front["study"] == "run" and any(f.endswith("pareto.json") for f in front["files"])
+    # every trained trial's speedup as the search measured it; the fastest one sets the bar
+    import optuna
+
+    from autodistill.export.run import study_records
+
+    study = optuna.load_study(study_name="run", storage=f"sqlite:///{Path(path).parent / 'run' / 'study.db'}")
+    records, _ = study_records(study, ["quality", "parameters"])
+    bar = max(speedup(t) for t in records) * 0.999
+    r = api.export(path, min_speedup=bar, retrain=False, out=tmp_path / "fast", overrides=overrides, progress=False)
+    assert [t["number"] for t in records if speedup(t) >= bar] == [r["pick"]["trial"]]
+    assert (tmp_path / "fast" / "config.json").exists() and "--min-speedup" in r["pick"]["rule"]
+    with pytest.raises(TypeError, match="overrides"):
+        api.load(api.load(path), overrides)
+
+
+def test_quickstart_notebook_runs_top_to_bottom(searched, home, tmp_path, monkeypatch):
+    """Every code cell of notebooks/quickstart.ipynb, in order, in one namespace, on the tiny study."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path, cfg, _ = searched
+    monkeypatch.setenv("AUTODISTILL_CONFIG", str(path))
+    monkeypatch.chdir(tmp_path)
+    notebook = json.loads((Path(__file__).parents[2] / "notebooks" / "quickstart.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert len(cells) >= 6
+    namespace: dict = {}
+    for i, source in enumerate(cells):
+        exec(compile(source, f"quickstart.ipynb cell {i}", "exec"), namespace)  # noqa: S102
+    exported = namespace["exported"]
+    assert Path(exported["path"]) == Path(cfg.output_dir) / "export-notebook"
+    assert (Path(exported["path"]) / "onnx" / "model.onnx").exists()
+    assert namespace["logits"].shape == (1, 2)
