@@ -25,6 +25,7 @@ from autodistill.search.study import (
     default_storage,
     fail_stale_trials,
     open_study,
+    running_elsewhere,
     study_identity,
     trained_trials,
     worker_id,
@@ -119,7 +120,7 @@ class Search:
         stale = fail_stale_trials(study)
         tracker = self._tracker()
         if tracker is not None:
-            tracker.fail_stale()
+            tracker.fail_stale({t.number for t in running_elsewhere(study)})
             tracker.log_study(
                 {
                     "space": self.s.space.name,
@@ -138,7 +139,8 @@ class Search:
             print(f"resumed: {len(stale)} stale trial(s) of a killed run marked FAILED: {stale}")
         refusals = 0
         try:
-            while len(trained_trials(study)) < n_trials:
+            # other workers' trials in flight count too, so that workers sharing a study stop at n_trials
+            while len(trained_trials(study)) + len(running_elsewhere(study)) < n_trials:
                 if timeout is not None and time.perf_counter() - start > timeout:
                     break
                 trial = study.ask()

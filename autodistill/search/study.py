@@ -105,6 +105,14 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
+def running_elsewhere(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """RUNNING trials of other live workers (processes sharing the storage): trials in flight."""
+    me = worker_id()
+    return [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get(WORKER_ATTR) != me
+    ]
+
+
 def trained_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that trained a student (complete or pruned), not the refused ones."""
     states = (TrialState.COMPLETE, TrialState.PRUNED)

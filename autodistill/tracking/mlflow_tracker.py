@@ -62,15 +62,17 @@ class Tracker:
         )
         return run.info.run_id
 
-    def fail_stale(self) -> int:
-        """End as FAILED the trial runs a killed process left RUNNING."""
+    def fail_stale(self, live_trials: set[int] = frozenset()) -> int:
+        """End as FAILED the trial runs a killed process left RUNNING; the runs of ``live_trials``
+        (trials other workers are running now) are left alone."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'",
         )
-        for r in runs:
+        stale = [r for r in runs if int(r.data.tags.get(TRIAL, -1)) not in live_trials]
+        for r in stale:
             self.client.set_terminated(r.info.run_id, status="FAILED")
-        return len(runs)
+        return len(stale)
 
     def log_study(self, params: dict[str, Any]) -> None:
         existing = self.client.get_run(self.parent_id).data.params

@@ -210,3 +210,40 @@ def test_plan_and_cli_search_then_pareto(tiny_search, capsys):
     assert "on the front" in capsys.readouterr().out and (tmp / "out" / "pareto.json").exists()
     assert main(["pareto", str(path), "--quiet", "--study-name", "nope"]) == 2
     assert "No study named 'nope'" in capsys.readouterr().err
+
+
+def test_two_workers_share_one_study(tiny_search):
+    """Two processes on the same storage: together they train exactly n_trials, none left RUNNING,
+    and the second one's start does not fail the first one's trial in flight (Optuna or MLflow)."""
+    path, tmp = tiny_search
+    space = tmp / "slower.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "name": "slower", "proxy_steps": 150}))  # trials long enough to overlap
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "autodistill", "search", str(path), "--n-trials", "4", "--quiet"]
+    cmd += ["--set", f"search.space={space}"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        time.sleep(0.3)
+        try:
+            if _study(tmp).trials:  # the first worker has made the study and asked for a trial
+                break
+        except Exception:
+            continue
+    second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, [o[1][-2000:] for o in outs]
+    st = _study(tmp)
+    assert not st.get_trials(states=(TrialState.RUNNING,)) and not st.get_trials(states=(TrialState.FAIL,))
+    trained = [t for t in st.trials if t.user_attrs.get("trained")]
+    assert len(trained) == 4
+    spans = sorted((t.datetime_start.timestamp(), t.datetime_complete.timestamp(), t.user_attrs["worker"]) for t in trained)
+    assert len({t.user_attrs["worker"] for t in trained}) == 2, spans  # both did some of the work
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("autodistill")
+    runs = client.search_runs([exp.experiment_id])
+    trial_runs = [r for r in runs if r.data.tags.get("autodistill.role") == "trial"]
+    assert sorted(r.info.status for r in trial_runs) == ["FINISHED"] * 4
+    assert len([r for r in runs if r.data.tags.get("autodistill.role") == "study"]) == 1
