@@ -18,18 +18,21 @@ STUDENT = [{"name": "vocab"}, {"name": "depth", "layers": 2, "choice": "uniform"
 CE_KL = [{"name": "ce", "weight": 0.5}, {"name": "kl", "weight": 0.5}]
 HIDDEN = {"name": "hidden_mse", "weight": 1.0}
 ATTN = {"name": "attention_mse", "weight": 1.0}
-CONTR = {"name": "contrastive", "weight": 0.5}
-FULL = CE_KL + [HIDDEN, ATTN, CONTR]
-ARMS = {
-    "CE + KL": (CE_KL, "static"),
-    "+ hidden MSE": (CE_KL + [HIDDEN], "static"),
-    "+ attention": (CE_KL + [ATTN], "static"),
-    "+ contrastive": (CE_KL + [CONTR], "static"),
-    "full, static": (FULL, "static"),
-    "full, uncertainty": (FULL, "uncertainty"),
-    "full, dwa": (FULL, "dwa"),
-    "full, lag": (FULL, "lag"),
-}
+
+
+def arms(contrastive_weight: float) -> dict[str, tuple[list[dict], str]]:
+    contr = {"name": "contrastive", "weight": contrastive_weight}
+    full = CE_KL + [HIDDEN, ATTN, contr]
+    return {
+        "CE + KL": (CE_KL, "static"),
+        "+ hidden MSE": (CE_KL + [HIDDEN], "static"),
+        "+ attention": (CE_KL + [ATTN], "static"),
+        "+ contrastive": (CE_KL + [contr], "static"),
+        "full, static": (full, "static"),
+        "full, uncertainty": (full, "uncertainty"),
+        "full, dwa": (full, "dwa"),
+        "full, lag": (full, "lag"),
+    }
 
 
 def main() -> None:
@@ -38,17 +41,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--arms", default=None, help="comma-separated subset of arm names")
+    ap.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of the contrastive term")
     args = ap.parse_args()
     prep = prepared(args.config, [])
     t_test = prep.teacher_metrics["test"]["quality"]
     print(
         f"teacher test accuracy {t_test:.4f}; student: vocab + 2 uniform layers; {args.steps} steps; "
-        f"{args.seeds} seeds (median)"
+        f"{args.seeds} seeds (median); contrastive weight {args.contrastive_weight}"
     )
     print(f"{'arm':<20}{'val':>8}{'test':>8}{'test/teacher':>14}{'s/run':>7}   per-seed test")
-    arms = {k: v for k, v in ARMS.items() if args.arms is None or k in args.arms.split(",")}
+    chosen = {k: v for k, v in arms(args.contrastive_weight).items() if args.arms is None or k in args.arms.split(",")}
     results = {}
-    for name, (terms, weighting) in arms.items():
+    for name, (terms, weighting) in chosen.items():
         rows = [run_arm(prep, STUDENT, terms, args.steps, seed, weighting=weighting) for seed in range(args.seeds)]
         results[name] = rows
         v, t = median(rows, "validation"), median(rows, "test")
