@@ -103,11 +103,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"study {out['study_name']!r} in {out['storage']}")
     print(
         f"teacher: {out['teacher_parameters']:,} parameters; teacher-output cache {out['cache_mb']:.1f} MB at {out['cache_folder']}"
+        + (f", up to {out['cache_growth_mb_max']:.0f} MB more for the hidden states and attention the losses map" if out["cache_growth_mb_max"] else "")
     )
     print(
         f"students (of {out['sampled_points']} sampled): {out['predicted_parameters_min']:,} to "
         f"{out['predicted_parameters_max']:,} parameters; {100 * out['predicted_refused_fraction']:.0f}% would be refused by the budget"
     )
+    if "trial_seconds_max" in out:
+        print(
+            f"cost: about {out['trial_seconds_max']:.0f}s per trial for the largest student ({out['step_seconds'] * 1000:.0f} ms "
+            f"a step, timed over {out['probe_steps']} steps), so at most about {out['estimated_search_seconds_max'] / 60:.0f} min "
+            f"for {out['n_trials']} trained trials (one-off cache fills not included)"
+        )
     print("budget feasible" if out["budget_feasible"] else "budget NOT feasible: no sampled student meets it")
     return 0
 

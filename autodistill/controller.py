@@ -30,6 +30,7 @@ from autodistill.search.study import (
     trained_trials,
     worker_id,
 )
+from autodistill.specs import Step
 from autodistill.train.loop import StopTraining
 
 
@@ -57,13 +58,16 @@ def predicted_parameters(prep: Prepared, sample: Any) -> int:
     return predict_parameters(shape_from_config(prep.teacher_model().config), sample.student, prep.build_context())
 
 
-def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True) -> dict[str, Any]:
-    """What a search would do, without training: space size, cache size, cost, feasibility."""
+def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:
+    """What a search would do, without searching: space size, cache size now and at most after the
+    search, the students' parameter range, budget feasibility, and the cost of a trial, from a timed
+    probe of ``probe_steps`` steps of the largest sampled student (0: no probe)."""
     s = setup(cfg)
     prep = prepare(cfg, progress=progress)
+    tconf = prep.teacher_model().config
     teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
     rng = RandomPoint(cfg.seed)
-    sizes, refused, errors = [], 0, 0
+    sizes, refused, errors, needs, largest = [], 0, 0, set(), None
     for _ in range(n_points):
         sample = s.space.sample(rng, cfg.student.require_stock_architecture)
         try:
@@ -73,17 +77,30 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True) -> dict[str
             continue
         sizes.append(n)
         refused += predicted_violation(cfg.budget, n) > 0
+        needs |= {x for t in sample.loss.terms for x in cached_needs(t)}
+        if predicted_violation(cfg.budget, n) <= 0 and (largest is None or n > largest[0]):
+            largest = (n, sample)
     sizes_arr = np.array(sizes) if sizes else np.array([0])
     cache_mb = sum(Path(p).stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
-    return {
+    layers = list(range(1, tconf.num_hidden_layers + 1))
+    growth = prep.cache.estimate_bytes(
+        tconf,
+        prep.encoded,
+        layers if {"hidden", "qkv"} & needs else [],
+        layers if "attentions" in needs else [],
+        layers if "qkv" in needs else [],
+    )
+    out = {
         "space": s.space.name,
         "space_size": s.space.size(),
         "storage": s.storage,
         "study_name": s.study_name,
         "proxy_steps": s.space.spec.proxy_steps,
         "proxy_examples": s.space.spec.proxy_examples,
+        "n_trials": cfg.search.n_trials,
         "teacher_parameters": teacher_params,
         "cache_mb": round(cache_mb, 2),
+        "cache_growth_mb_max": round(growth / 1e6, 1),
         "cache_folder": str(prep.cache.folder),
         "sampled_points": n_points,
         "predicted_parameters_min": int(sizes_arr.min()),
@@ -91,6 +108,45 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True) -> dict[str
         "predicted_refused_fraction": refused / max(1, len(sizes)),
         "invalid_points": errors,
         "budget_feasible": bool(sizes) and refused < len(sizes),
+    }
+    if probe_steps > 0 and largest is not None:
+        out.update(trial_cost(cfg, s.space.spec, prep, largest[1], probe_steps))
+        out["estimated_search_seconds_max"] = round(out["trial_seconds_max"] * cfg.search.n_trials)
+    return out
+
+
+def cached_needs(term: Step) -> set[str]:
+    """The teacher-output arrays beyond logits that a loss term reads (hidden, attentions, qkv)."""
+    from autodistill.losses import LOSSES
+
+    if term.name == "attention_relation":  # decided by its options, not its class
+        return {"qkv"} if term.options.get("source", "qkv") == "qkv" else {"hidden", "attentions"}
+    return set(LOSSES.get(term.name).needs) & {"hidden", "attentions", "qkv"}
+
+
+def trial_cost(cfg: RunConfig, space: Any, prep: Prepared, sample: Any, probe_steps: int) -> dict[str, Any]:
+    """Seconds one trial of this student takes: a timed probe of a few proxy steps (logit terms
+    only, so the probe never fills the teacher-output cache), scaled to the proxy length, plus the
+    build and validation time the probe also paid. Weights are thrown away."""
+    from dataclasses import replace
+
+    from autodistill.data import stratified_subset
+
+    terms = tuple(t for t in sample.loss.terms if not cached_needs(t)) or (Step("kl"),)
+    labels = prep.encoded["train"].labels
+    indices = stratified_subset(labels, min(space.proxy_examples, len(labels)), cfg.seed)
+    spec = replace(train_spec(cfg, len(indices)), steps=probe_steps, eval_every=None)
+    spec = replace(spec, **{k: v for k, v in sample.train.items() if k != "lr"})
+    start = time.perf_counter()
+    run = distill_student(
+        prep, sample.student, replace(sample.loss, terms=terms), spec, indices, evaluate=None, keep_best=False
+    )
+    total = time.perf_counter() - start
+    per_step = run.train.seconds / probe_steps
+    return {
+        "probe_steps": probe_steps,
+        "step_seconds": round(per_step, 4),
+        "trial_seconds_max": round(total - run.train.seconds + per_step * space.proxy_steps, 1),
     }
 
 

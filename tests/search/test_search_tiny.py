@@ -201,6 +201,12 @@ def test_plan_and_cli_search_then_pareto(tiny_search, capsys):
     assert main(["plan", str(path), "--quiet", "--set", "budget.max_parameters=16000"]) == 0
     out = capsys.readouterr().out
     assert "search space 'tiny'" in out and "would be refused by the budget" in out and "budget feasible" in out
+    assert "per trial for the largest student" in out
+    assert main(["plan", str(path), "--quiet", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["trial_seconds_max"] > 0 and info["step_seconds"] > 0 and info["n_trials"] == 3
+    assert info["estimated_search_seconds_max"] == pytest.approx(3 * info["trial_seconds_max"], abs=1)
+    assert info["cache_growth_mb_max"] == 0  # the tiny space maps no hidden states
     assert not (tmp / "out" / "study.db").exists()  # plan trains nothing and opens no study
     assert main(["search", str(path), "--quiet", "--n-trials", "2", "--set", "tracking.enabled=false"]) == 0
     out = capsys.readouterr().out

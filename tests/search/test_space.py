@@ -92,3 +92,14 @@ def test_unknown_components_and_options(tmp_path):
         check_components(space)
     with pytest.raises(ConfigError, match="Shipped spaces: .*fast"):
         load_space("nonexistent")
+
+
+def test_cached_needs_names_what_plan_sizes_the_cache_for():
+    from autodistill.controller import cached_needs
+    from autodistill.specs import Step
+
+    assert cached_needs(Step("kl")) == set() and cached_needs(Step("ce")) == set()
+    assert cached_needs(Step("hidden_mse")) == {"hidden"} and cached_needs(Step("contrastive")) == {"hidden"}
+    assert cached_needs(Step("attention_mse")) == {"attentions"}
+    assert cached_needs(Step("attention_relation")) == {"qkv"}
+    assert cached_needs(Step("attention_relation", {"source": "hidden"})) == {"hidden", "attentions"}
