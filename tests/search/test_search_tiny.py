@@ -67,6 +67,30 @@ def _study(tmp: Path) -> optuna.Study:
     return optuna.load_study(study_name="out", storage=f"sqlite:///{tmp / 'out' / 'study.db'}")
 
 
+def _slower_space(tmp: Path) -> Path:
+    space = tmp / "slower.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "name": "slower", "proxy_steps": 150}))
+    return space
+
+
+def _trained(tmp: Path, state: TrialState, pid: int) -> list:
+    """Trained trials in `state` run by the worker process `pid`."""
+    try:
+        trials = _study(tmp).get_trials(states=(state,))
+    except Exception:  # the study is not made yet
+        return []
+    return [t for t in trials if t.user_attrs.get("trained") and t.user_attrs.get("worker", "").endswith(f":{pid}")]
+
+
+def _wait_for(condition, proc: subprocess.Popen, seconds: float = 240) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return bool(condition())
+
+
 def test_search_writes_front_matching_optuna_and_mlflow(tiny_search):
     from mlflow.tracking import MlflowClient
 
@@ -150,6 +174,7 @@ def test_sigkill_then_rerun_finishes_the_study(tiny_search):
     path, tmp = tiny_search
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     cmd = [sys.executable, "-m", "autodistill", "search", str(path), "--n-trials", "4", "--quiet"]
+    cmd += ["--set", f"search.space={_slower_space(tmp)}"]  # trials long enough for the poll to see one running
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = tmp / "out" / "study.db"
     deadline = time.time() + 240
@@ -220,23 +245,22 @@ def test_plan_and_cli_search_then_pareto(tiny_search, capsys):
 
 def test_two_workers_share_one_study(tiny_search):
     """Two processes on the same storage: together they train exactly n_trials, none left RUNNING,
-    and the second one's start does not fail the first one's trial in flight (Optuna or MLflow)."""
+    and the second one's start does not fail the first one's trial in flight (Optuna or MLflow).
+    The first worker is paused (SIGSTOP) inside a trial while the second starts and trains, so the
+    overlap does not depend on how fast this machine is."""
     path, tmp = tiny_search
-    space = tmp / "slower.yaml"
-    space.write_text(yaml.safe_dump({**SPACE, "name": "slower", "proxy_steps": 150}))  # trials long enough to overlap
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     cmd = [sys.executable, "-m", "autodistill", "search", str(path), "--n-trials", "4", "--quiet"]
-    cmd += ["--set", f"search.space={space}"]
+    cmd += ["--set", f"search.space={_slower_space(tmp)}"]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and first.poll() is None:
-        time.sleep(0.3)
-        try:
-            if _study(tmp).trials:  # the first worker has made the study and asked for a trial
-                break
-        except Exception:
-            continue
-    second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        assert _wait_for(lambda: _trained(tmp, TrialState.RUNNING, first.pid), first), "first worker never trained"
+        first.send_signal(signal.SIGSTOP)
+        second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert _wait_for(lambda: _trained(tmp, TrialState.COMPLETE, second.pid), second), "second worker never trained"
+    finally:
+        first.send_signal(signal.SIGCONT)
     outs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, [o[1][-2000:] for o in outs]
     st = _study(tmp)
