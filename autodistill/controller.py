@@ -22,6 +22,7 @@ from autodistill.search.front import pareto_front, write_front
 from autodistill.search.space import SearchSpace, check_components, load_space
 from autodistill.search.study import (
     WORKER_ATTR,
+    Heartbeat,
     default_storage,
     fail_stale_trials,
     open_study,
@@ -173,7 +174,7 @@ class Search:
         identity = study_identity(cfg, self.s.space.fingerprint_dict(), prep.teacher.fingerprint, prep.data.fingerprint)
         study = open_study(cfg, self.s.storage, self.s.study_name, identity)
         self._study_ref = study
-        stale = fail_stale_trials(study)
+        stale = fail_stale_trials(study, cfg.search.stale_after)
         tracker = self._tracker()
         if tracker is not None:
             tracker.fail_stale({t.number for t in running_elsewhere(study)})
@@ -201,7 +202,8 @@ class Search:
                     break
                 trial = study.ask()
                 trial.set_user_attr(WORKER_ATTR, worker_id())
-                outcome = self._trial(study, trial, prep, tracker)
+                with Heartbeat(trial, interval=min(30.0, cfg.search.stale_after / 4)):
+                    outcome = self._trial(study, trial, prep, tracker)
                 if outcome == "refused":
                     refusals += 1
                     if refusals > cfg.search.max_refusals_per_trial:

@@ -197,6 +197,7 @@ class SearchConfig:
     storage: str | None = None
     study_name: str | None = None
     max_refusals_per_trial: int = 20
+    stale_after: float = 600.0  # seconds without a heartbeat before another machine's running trial is failed
     pruning: PruningConfig = field(default_factory=PruningConfig)
 
     def __post_init__(self) -> None:
@@ -207,6 +208,7 @@ class SearchConfig:
         )
         require(self.sampler in SAMPLERS, "sampler", f"must be one of {', '.join(SAMPLERS)}", self.sampler)
         require(self.startup_trials >= 0, "startup_trials", "must be >= 0", self.startup_trials)
+        require(self.stale_after > 0, "stale_after", "must be > 0 (seconds)", self.stale_after)
         require(self.max_refusals_per_trial >= 1, "max_refusals_per_trial", "must be >= 1", self.max_refusals_per_trial)
         ok = len(self.objectives) >= 1 and self.objectives[0] == "quality" and set(self.objectives) <= set(OBJECTIVES)
         require(ok, "objectives", f"must start with 'quality' and use only {', '.join(OBJECTIVES)}", self.objectives)

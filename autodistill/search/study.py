@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from autodistill.errors import ConfigError
 from autodistill.fingerprint import hash_json
 
 WORKER_ATTR = "worker"
+HEARTBEAT_ATTR = "alive_at"  # wall-clock seconds of the worker's last sign of life
 
 
 def default_storage(output_dir: str | Path) -> str:
@@ -92,17 +95,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Fail RUNNING trials whose worker process on this host is gone (a killed run)."""
-    host = socket.gethostname()
+def fail_stale_trials(study: optuna.Study, stale_after: float = 600.0) -> list[int]:
+    """Fail the RUNNING trials of dead workers (a killed run), so a resumed search does not wait for them.
+
+    A worker on this host is dead when its process is gone. A worker on another machine (sharing a
+    PostgreSQL study) is taken as dead when its trial has shown no heartbeat for ``stale_after``
+    seconds; a trial with no worker recorded at all is judged by its start time the same way.
+    """
+    host, now = socket.gethostname(), time.time()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR, "")
         w_host, _, pid = worker.rpartition(":")
-        if not worker or (w_host == host and pid.isdigit() and not _alive(int(pid))):
+        if worker and w_host == host and pid.isdigit():
+            dead = not _alive(int(pid))
+        else:
+            started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+            dead = now - float(t.user_attrs.get(HEARTBEAT_ATTR, started)) > stale_after
+        if dead:
             study.tell(t.number, state=TrialState.FAIL)
             failed.append(t.number)
     return failed
+
+
+class Heartbeat:
+    """While a trial runs, record the time in its user attributes every ``interval`` seconds, so
+    workers on other machines can tell a live trial from one whose worker died."""
+
+    def __init__(self, trial: optuna.Trial, interval: float) -> None:
+        self.trial, self.interval = trial, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="autodistill-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            except Exception:  # the trial has just finished, or the storage is busy: the next beat retries
+                continue
+
+    def __enter__(self) -> Heartbeat:
+        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def running_elsewhere(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
