@@ -375,6 +375,8 @@ class Search:
                     )
 
         run = distill_student(prep, sample.student, sample.loss, spec, indices, evaluate=on_checkpoint, keep_best=False)
+        if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
+            raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
         ev = cfg.evaluate
         lat = measure_latency(

@@ -43,6 +43,7 @@ class TrainResult:
     best_step: int | None = None
     best_quality: float | None = None
     stopped_early: bool = False
+    stop_reason: str | None = None  # the StopTraining message when stopped early
 
 
 def steps_for_epochs(n_examples: int, batch_size: int, epochs: float) -> int:
@@ -170,8 +171,8 @@ def train(
                     result.best_quality, result.best_step = quality, step
                     if keep_best:
                         best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-    except StopTraining:
-        result.stopped_early = True
+    except StopTraining as stop:
+        result.stopped_early, result.stop_reason = True, str(stop)
     finally:
         bar.close()
         result.seconds = time.perf_counter() - start

@@ -277,3 +277,36 @@ def test_two_workers_share_one_study(tiny_search):
     trial_runs = [r for r in runs if r.data.tags.get("autodistill.role") == "trial"]
     assert sorted(r.info.status for r in trial_runs) == ["FINISHED"] * 4
     assert len([r for r in runs if r.data.tags.get("autodistill.role") == "study"]) == 1
+
+
+def test_hopeless_trials_are_pruned(tiny_search):
+    """A trial below the median of finished similar-size trials at a checkpoint stops there and is
+    PRUNED (not COMPLETE with its partial quality); it still counts as trained, and its MLflow run
+    ends KILLED. Two recorded peers that scored above any possible accuracy make it certain."""
+    from mlflow.tracking import MlflowClient
+
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    sets = ["search.pruning.enabled=true", "search.pruning.min_trials=2", "search.pruning.bucket_log2_width=100"]
+    cfg = load_config(path, sets)
+    Search(cfg, progress=False).run(n_trials=1)
+    study = _study(tmp)
+    steps = [str(s) for s in (2, 4, 6)]  # proxy_steps 6 over 3 checkpoints
+    assert sorted(study.trials[0].user_attrs["checkpoints"]) == steps
+    for _ in range(2):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[0.01, 1e9],
+                user_attrs={"trained": True, "bucket": 0, "checkpoints": {s: 1.01 for s in steps}},
+            )
+        )
+    out = Search(cfg, progress=False).run(n_trials=5)
+    assert out["trained"] == 5
+    new = [t for t in _study(tmp).trials if t.number > 2]
+    assert [t.state for t in new] == [TrialState.PRUNED, TrialState.PRUNED]
+    for t in new:
+        assert list(t.user_attrs["checkpoints"]) == ["2"] and "below the median" in t.user_attrs["pruned"]
+        assert "metrics" not in t.user_attrs
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
+    assert [client.get_run(t.user_attrs["mlflow_run_id"]).info.status for t in new] == ["KILLED", "KILLED"]
