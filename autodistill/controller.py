@@ -264,15 +264,11 @@ class Search:
         )
 
     def _measure_teacher(self, prep: Prepared) -> dict[str, Any]:
-        from autodistill.evaluate import measure_latency, parameter_counts
+        from autodistill.evaluate import parameter_counts
 
         self.seq_len = latency_seq_len(self.cfg, prep.encoded["test"].lengths)
         model = prep.teacher_model()
-        ev = self.cfg.evaluate
-        lat = measure_latency(
-            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
-        )
-        return {"parameters": parameter_counts(model)["total"], "latency_ms_b1": lat["latency_ms_b1"]}
+        return {"parameters": parameter_counts(model)["total"], "latency_ms_b1": self._latency_b1(model)}
 
     def _trial(self, study: Any, trial: Any, prep: Prepared, tracker: Any) -> str:
         cfg = self.cfg
@@ -340,7 +336,7 @@ class Search:
         from dataclasses import replace
 
         from autodistill.data import stratified_subset
-        from autodistill.evaluate import measure_latency, peak_memory_mb
+        from autodistill.evaluate import peak_memory_mb
 
         cfg, sp = self.cfg, self.s.space.spec
         labels = prep.encoded["train"].labels
@@ -378,10 +374,8 @@ class Search:
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
-        ev = cfg.evaluate
-        lat = measure_latency(
-            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
-        )
+        lat = self._latency_b1(model)
+        teacher_now = self._latency_b1(prep.teacher_model())  # right after: the ratio sees the same machine load
         n_real = sum(p.numel() for p in model.parameters())
         metrics = {
             "quality": run.validation["quality"],
@@ -390,14 +384,24 @@ class Search:
             "teacher_agreement": run.validation["teacher_agreement"],
             "parameters": float(n_real),
             "parameter_ratio": n_real / self.teacher_meas["parameters"],
-            "latency_ms_b1": lat["latency_ms_b1"],
-            "latency": lat["latency_ms_b1"] / self.teacher_meas["latency_ms_b1"],
+            "latency_ms_b1": lat,
+            "teacher_latency_ms_b1": teacher_now,
+            "latency": lat / teacher_now,
             "size": predicted_size_mb(n_real),
             "peak_memory_mb": peak_memory_mb(model, 1, self.seq_len),
             "train_seconds": run.train.seconds,
         }
         history = {"loss": run.train.history[:: max(1, len(run.train.history) // 200)], "weights": run.train.weights}
         return metrics, run.build.resolved, history
+
+    def _latency_b1(self, model: Any) -> float:
+        from autodistill.evaluate import measure_latency
+
+        ev = self.cfg.evaluate
+        lat = measure_latency(
+            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+        )
+        return lat["latency_ms_b1"]
 
     def _finished(self, bucket: int) -> list[Any]:
         study = self._study_ref

@@ -109,6 +109,10 @@ def test_search_writes_front_matching_optuna_and_mlflow(tiny_search):
         t = study.trials[r["number"]]
         assert r["objectives"]["quality"] == t.values[0] and r["params"] == t.params
         assert t.user_attrs["resolved"]["transforms"]  # the resolved form is stored with the trial
+        m = t.user_attrs["metrics"]  # latency: a ratio to the teacher measured right after the student
+        assert m["teacher_latency_ms_b1"] > 0 and m["latency"] == pytest.approx(
+            m["latency_ms_b1"] / m["teacher_latency_ms_b1"]
+        )
     assert (tmp / "out" / "pareto.csv").read_text().count("\n") == len(pareto["front"]) + 1
     assert (tmp / "out" / "pareto.png").stat().st_size > 1000
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
