@@ -34,22 +34,32 @@ def run_teacher(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
 def measure_model(model: Any, cfg: RunConfig, seq_len: int) -> dict[str, Any]:
     """Parameters, size, CPU latency (fixed threads, after warm-up) and peak memory of one model."""
-    from autodistill.evaluate import measure_latency, parameter_counts, peak_memory_mb, state_size_mb
+    return measure_models([model], cfg, seq_len)[0]
+
+
+def measure_models(models: list[Any], cfg: RunConfig, seq_len: int) -> list[dict[str, Any]]:
+    """``measure_model`` for a student and its teacher together: their timed passes interleave, so
+    the ratio between them does not depend on what the machine's neighbours did meanwhile."""
+    from autodistill.evaluate import measure_latencies, parameter_counts, peak_memory_mb, state_size_mb
 
     ev = cfg.evaluate
-    out: dict[str, Any] = {"parameters": parameter_counts(model), "size_mb": round(state_size_mb(model), 3)}
+    outs: list[dict[str, Any]] = [
+        {"parameters": parameter_counts(m), "size_mb": round(state_size_mb(m), 3)} for m in models
+    ]
     if ev.latency:
-        model = model.to("cpu").eval()
-        out["latency_ms"] = measure_latency(
-            model,
+        models = [m.to("cpu").eval() for m in models]
+        lats = measure_latencies(
+            models,
             batch_sizes=tuple(ev.batch_sizes),
             seq_len=seq_len,
             threads=ev.threads,
             warmup=ev.warmup,
             repeats=ev.repeats,
         )
-        out["peak_memory_mb"] = round(peak_memory_mb(model, max(ev.batch_sizes), seq_len), 2)
-    return out
+        for out, m, lat in zip(outs, models, lats, strict=True):
+            out["latency_ms"] = lat
+            out["peak_memory_mb"] = round(peak_memory_mb(m, max(ev.batch_sizes), seq_len), 2)
+    return outs
 
 
 def latency_seq_len(cfg: RunConfig, lengths: np.ndarray) -> int:
@@ -83,8 +93,7 @@ def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     test = student_quality(prep, model, "test", run.token_id_map)
     export = run.build.export_model()
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
-    s_meas = measure_model(export, cfg, seq_len)
-    t_meas = measure_model(prep.teacher_model(), cfg, seq_len)
+    s_meas, t_meas = measure_models([export, prep.teacher_model()], cfg, seq_len)
     out_dir = Path(cfg.output_dir)
     student_dir = out_dir / "student"
     result = {

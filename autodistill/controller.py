@@ -375,8 +375,7 @@ class Search:
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
-        lat = self._latency_b1(model)
-        teacher_now = self._latency_b1(prep.teacher_model())  # right after: the ratio sees the same machine load
+        lat, teacher_now = self._latency_b1(model, prep.teacher_model())  # interleaved: one machine load
         n_real = sum(p.numel() for p in model.parameters())
         metrics = {
             "quality": run.validation["quality"],
@@ -395,14 +394,20 @@ class Search:
         history = {"loss": run.train.history[:: max(1, len(run.train.history) // 200)], "weights": run.train.weights}
         return metrics, run.build.resolved, history
 
-    def _latency_b1(self, model: Any) -> float:
-        from autodistill.evaluate import measure_latency
+    def _latency_b1(self, student: Any, teacher: Any) -> tuple[float, float]:
+        """Batch-1 milliseconds of the student and the teacher, their passes interleaved."""
+        from autodistill.evaluate import measure_latencies
 
         ev = self.cfg.evaluate
-        lat = measure_latency(
-            model, batch_sizes=(1,), seq_len=self.seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
+        both = measure_latencies(
+            [student, teacher],
+            batch_sizes=(1,),
+            seq_len=self.seq_len,
+            threads=ev.threads,
+            warmup=ev.warmup,
+            repeats=ev.repeats,
         )
-        return lat["latency_ms_b1"]
+        return both[0]["latency_ms_b1"], both[1]["latency_ms_b1"]
 
     def _finished(self, bucket: int) -> list[Any]:
         study = self._study_ref

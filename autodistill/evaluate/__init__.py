@@ -10,7 +10,7 @@ from autodistill.evaluate.memory import peak_memory, peak_memory_mb
 from autodistill.evaluate.metrics import METRICS, agreement, task_metrics
 from autodistill.evaluate.predict import evaluate_model, predict
 from autodistill.evaluate.size import embedding_modules, parameter_counts, size_on_disk_mb, state_size_mb
-from autodistill.evaluate.speed import latency_ratio, measure_latency, random_batch_fn
+from autodistill.evaluate.speed import latency_ratio, measure_latencies, measure_latency, random_batch_fn
 
 __all__ = [
     "METRICS",
@@ -18,6 +18,7 @@ __all__ = [
     "embedding_modules",
     "evaluate_model",
     "latency_ratio",
+    "measure_latencies",
     "measure_latency",
     "parameter_counts",
     "peak_memory",

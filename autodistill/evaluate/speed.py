@@ -1,8 +1,8 @@
 """Measured latency: the model alone, threads pinned, median of repeated forward passes.
 
 Absolute milliseconds on a shared machine drift with the neighbours' load, so the search compares
-students by the ratio to the teacher measured in the same process moments apart (``latency_ratio``);
-the drift cancels in the ratio.
+students by the ratio to the teacher measured in the same process with their passes interleaved
+(``measure_latencies``, ``latency_ratio``); the drift cancels in the ratio.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@torch.inference_mode()
 def measure_latency(
     model: nn.Module,
     example_batch_fn: BatchFn | None = None,
@@ -75,35 +74,58 @@ def measure_latency(
     is put in eval mode and its mode restored. Warm-up passes are not timed (first-call allocation,
     oneDNN kernel selection). The median resists the odd slow pass that a shared machine causes.
     """
+    fns = None if example_batch_fn is None else [example_batch_fn]
+    return measure_latencies([model], fns, batch_sizes, seq_len, threads, warmup, repeats)[0]
+
+
+@torch.inference_mode()
+def measure_latencies(
+    models: Sequence[nn.Module],
+    example_batch_fns: Sequence[BatchFn] | None = None,
+    batch_sizes: Sequence[int] = (1, 32),
+    seq_len: int | None = None,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+) -> list[dict[str, float]]:
+    """``measure_latency`` for several models with their passes interleaved (A B A B ...), so a
+    neighbour's load that comes and goes during the measurement falls on all of them alike and
+    cancels in their ratio (a student against its teacher)."""
     if threads < 1 or warmup < 0 or repeats < 1 or not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError(
             f"measure_latency needs threads >= 1, warmup >= 0, repeats >= 1 and batch sizes >= 1. "
             f"Got threads={threads}, warmup={warmup}, repeats={repeats}, batch_sizes={list(batch_sizes)} instead."
         )
     seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
-    make = example_batch_fn or random_batch_fn(model)
-    device = model_device(model)
-    keys = model_input_keys(model)
-    old_threads, was_training = torch.get_num_threads(), model.training
-    model.eval()
+    makes = list(example_batch_fns) if example_batch_fns is not None else [random_batch_fn(m) for m in models]
+    old_threads, was_training = torch.get_num_threads(), [m.training for m in models]
+    for m in models:
+        m.eval()
     torch.set_num_threads(threads)
-    out: dict[str, float] = {}
+    out: list[dict[str, float]] = [{} for _ in models]
     try:
         for bs in batch_sizes:
-            inputs = {k: v.to(device) for k, v in make(bs, seq_len).items() if k in keys}
-            for _ in range(warmup):
-                model(**inputs)
-            _sync(device)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(**inputs)
+            runs = []
+            for m, make in zip(models, makes, strict=True):
+                device, keys = model_device(m), model_input_keys(m)
+                runs.append((m, device, {k: v.to(device) for k, v in make(bs, seq_len).items() if k in keys}))
+            for m, device, inputs in runs:
+                for _ in range(warmup):
+                    m(**inputs)
                 _sync(device)
-                times.append((time.perf_counter() - start) * 1000.0)
-            out[f"latency_ms_b{bs}"] = float(statistics.median(times))
+            times: list[list[float]] = [[] for _ in models]
+            for _ in range(repeats):
+                for i, (m, device, inputs) in enumerate(runs):
+                    start = time.perf_counter()
+                    m(**inputs)
+                    _sync(device)
+                    times[i].append((time.perf_counter() - start) * 1000.0)
+            for i in range(len(models)):
+                out[i][f"latency_ms_b{bs}"] = float(statistics.median(times[i]))
     finally:
         torch.set_num_threads(old_threads)
-        model.train(was_training)
+        for m, mode in zip(models, was_training, strict=True):
+            m.train(mode)
     return out
 
 

@@ -126,12 +126,12 @@ def _result(
     objectives: list[str],
     target: Path,
 ) -> dict[str, Any]:
-    from autodistill.commands import latency_seq_len, measure_model
+    from autodistill.commands import latency_seq_len, measure_models
 
     build, run = final.run.build, final.run
     model = build.export_model().to("cpu").eval()
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
-    s_meas, t_meas = measure_model(model, cfg, seq_len), measure_model(prep.teacher_model(), cfg, seq_len)
+    s_meas, t_meas = measure_models([model, prep.teacher_model()], cfg, seq_len)
     mode_text = (
         f"full-length distillation on the whole training split ({final.spec.steps} steps, "
         f"{final.n_examples:,} examples, "

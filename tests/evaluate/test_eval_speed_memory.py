@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
 from torch import nn
 
-from autodistill.evaluate import latency_ratio, measure_latency, peak_memory, peak_memory_mb
+from autodistill.evaluate import latency_ratio, measure_latencies, measure_latency, peak_memory, peak_memory_mb
 
 
 def test_latency_is_positive_finite_per_batch_size_and_restores_state(tiny_bert):
@@ -37,6 +38,36 @@ def test_latency_default_inputs_are_in_the_vocab(tiny_bert):
 def test_latency_rejects_bad_settings(tiny_bert):
     with pytest.raises(ValueError, match="repeats >= 1"):
         measure_latency(tiny_bert, repeats=0)
+
+
+class Sleeps(nn.Module):
+    """Takes ``ms`` milliseconds a pass and writes its name into a shared log."""
+
+    def __init__(self, name: str, ms: float, log: list[str]) -> None:
+        super().__init__()
+        self.name, self.ms, self.log = name, ms, log
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.log.append(self.name)
+        time.sleep(self.ms / 1000)
+        return input_ids.float() + self.w
+
+
+def test_latencies_interleave_the_models_and_time_each():
+    log: list[str] = []
+    fast, slow = Sleeps("fast", 2, log), Sleeps("slow", 8, log)
+    slow.train(), fast.eval()
+
+    def batch(batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
+        ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    a, b = measure_latencies([fast, slow], [batch, batch], batch_sizes=(1, 2), seq_len=4, warmup=1, repeats=3)
+    assert log == ["fast", "slow"] * (1 + 3) * 2  # per batch size: one warm-up each, then A B A B A B
+    assert set(a) == set(b) == {"latency_ms_b1", "latency_ms_b2"}
+    assert 2 <= a["latency_ms_b1"] < b["latency_ms_b1"] and b["latency_ms_b1"] >= 8
+    assert slow.training and not fast.training  # modes restored
 
 
 def test_latency_ratio():
@@ -75,8 +106,12 @@ def test_peak_memory_counts_a_known_allocation(batch, device):
 
 def test_peak_memory_grows_with_batch_size(tiny_bert):
     small, large = peak_memory(tiny_bert, 1, 32), peak_memory(tiny_bert, 8, 32)
-    assert small["weights"] == large["weights"] == pytest.approx(
-        sum(t.numel() * t.element_size() for t in [*tiny_bert.parameters(), *tiny_bert.buffers()]) / 1e6
+    assert (
+        small["weights"]
+        == large["weights"]
+        == pytest.approx(
+            sum(t.numel() * t.element_size() for t in [*tiny_bert.parameters(), *tiny_bert.buffers()]) / 1e6
+        )
     )
     # Activations scale with the batch: at least the attention scores [B, heads, L, L] fp32 are live.
     assert large["activations"] >= 8 * 4 * 32 * 32 * 4 / 1e6
