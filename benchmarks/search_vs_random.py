@@ -25,12 +25,13 @@ def main() -> None:
     ap.add_argument("--config", default="configs/demo.yaml")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1")
     ap.add_argument("--samplers", default="tpe,random")
     ap.add_argument("--out", default="runs/bench-search")
     ap.add_argument("--no-pruning", action="store_true")
     args = ap.parse_args()
     rows: dict[str, list[dict]] = {}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for sampler in args.samplers.split(","):
             out = Path(args.out) / f"{sampler}-s{seed}"
             overrides = [
