@@ -96,6 +96,12 @@ def measure_latencies(
             f"measure_latency needs threads >= 1, warmup >= 0, repeats >= 1 and batch sizes >= 1. "
             f"Got threads={threads}, warmup={warmup}, repeats={repeats}, batch_sizes={list(batch_sizes)} instead."
         )
+    if not models or (example_batch_fns is not None and len(example_batch_fns) != len(models)):
+        n_fns = "none" if example_batch_fns is None else len(example_batch_fns)
+        raise ValueError(
+            f"measure_latencies needs at least one model and one example_batch_fn per model (or none). "
+            f"Got {len(models)} model(s) and {n_fns} example_batch_fns instead."
+        )
     seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
     makes = list(example_batch_fns) if example_batch_fns is not None else [random_batch_fn(m) for m in models]
     old_threads, was_training = torch.get_num_threads(), [m.training for m in models]

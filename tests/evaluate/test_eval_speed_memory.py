@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import math
-import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from autodistill.evaluate import latency_ratio, measure_latencies, measure_latency, peak_memory, peak_memory_mb
+from autodistill.evaluate import latency_ratio, measure_latencies, measure_latency, peak_memory, peak_memory_mb, speed
 
 
 def test_latency_is_positive_finite_per_batch_size_and_restores_state(tiny_bert):
@@ -40,34 +40,44 @@ def test_latency_rejects_bad_settings(tiny_bert):
         measure_latency(tiny_bert, repeats=0)
 
 
-class Sleeps(nn.Module):
-    """Takes ``ms`` milliseconds a pass and writes its name into a shared log."""
+class Ticks(nn.Module):
+    """Advances a fake clock by ``ms`` milliseconds a pass and writes its name into a shared log."""
 
-    def __init__(self, name: str, ms: float, log: list[str]) -> None:
+    def __init__(self, name: str, ms: float, log: list[str], clock: list[float]) -> None:
         super().__init__()
-        self.name, self.ms, self.log = name, ms, log
+        self.name, self.ms, self.log, self.clock = name, ms, log, clock
         self.w = nn.Parameter(torch.zeros(1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         self.log.append(self.name)
-        time.sleep(self.ms / 1000)
+        self.clock[0] += self.ms / 1000
         return input_ids.float() + self.w
 
 
-def test_latencies_interleave_the_models_and_time_each():
+def _zeros(batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
+    ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_latencies_interleave_the_models_and_time_each(monkeypatch):
     log: list[str] = []
-    fast, slow = Sleeps("fast", 2, log), Sleeps("slow", 8, log)
-    slow.train(), fast.eval()
-
-    def batch(batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
-        ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-    a, b = measure_latencies([fast, slow], [batch, batch], batch_sizes=(1, 2), seq_len=4, warmup=1, repeats=3)
+    clock = [0.0]  # a fake clock, so the times are exact and the test does not depend on the machine
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    fast, slow = Ticks("fast", 2, log, clock), Ticks("slow", 8, log, clock)
+    slow.train()
+    fast.eval()
+    a, b = measure_latencies([fast, slow], [_zeros, _zeros], batch_sizes=(1, 2), seq_len=4, warmup=1, repeats=3)
     assert log == ["fast", "slow"] * (1 + 3) * 2  # per batch size: one warm-up each, then A B A B A B
-    assert set(a) == set(b) == {"latency_ms_b1", "latency_ms_b2"}
-    assert 2 <= a["latency_ms_b1"] < b["latency_ms_b1"] and b["latency_ms_b1"] >= 8
+    assert a == pytest.approx({"latency_ms_b1": 2.0, "latency_ms_b2": 2.0})
+    assert b == pytest.approx({"latency_ms_b1": 8.0, "latency_ms_b2": 8.0})
     assert slow.training and not fast.training  # modes restored
+
+
+def test_latencies_reject_a_batch_fn_count_that_does_not_match(tiny_bert):
+    with pytest.raises(ValueError, match=r"one example_batch_fn per model .*2 model\(s\) and 1 example_batch_fns"):
+        measure_latencies([tiny_bert, tiny_bert], [_zeros])
+    with pytest.raises(ValueError, match="at least one model"):
+        measure_latencies([])
 
 
 def test_latency_ratio():
