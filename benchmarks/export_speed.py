@@ -1,6 +1,6 @@
 """Export benchmark (run by hand, not in CI): what the picked student buys, side by side in one run.
 
-    python benchmarks/export_speed.py configs/demo.yaml [--n-trials 12] [--seeds 3] [--out DIR]
+    python benchmarks/export_speed.py configs/demo.yaml [--n-trials 12] [--seeds 3] [--jobs 2] [--out DIR]
 
 1. Runs (or continues) the config's search until it has ``--n-trials`` trained trials.
 2. Picks the best student under 40% of the teacher's parameters and at least ``--min-speedup``
@@ -47,6 +47,35 @@ def recipe_record(prep) -> dict:
     }
 
 
+def final_run(config: str, overrides: list[str], record: dict, proxy: dict, seed: int, threads: int) -> dict:
+    """One seed's final training of ``record`` in this process (or a worker's): test quality, steps, parameters."""
+    import torch
+
+    from autodistill.config import load_config
+    from autodistill.export.retrain import final_student
+    from autodistill.pipeline import prepare
+
+    torch.set_num_threads(threads)
+    prep = prepare(load_config(config, overrides), progress=False)
+    run = final_student(prep, record, proxy, retrain=True, seed=seed)
+    params = sum(p.numel() for p in run.run.build.export_model().parameters())
+    return {"quality": run.test["quality"], "steps": run.spec.steps, "parameters": params}
+
+
+def final_runs(args: argparse.Namespace, jobs: list[tuple[dict, int]], proxy: dict) -> list[dict]:
+    """``final_run`` for each (record, seed): in this process, or ``--jobs`` worker processes of one thread each."""
+    import torch
+
+    if args.jobs <= 1:
+        return [final_run(args.config, args.set, rec, proxy, seed, torch.get_num_threads()) for rec, seed in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(final_run, args.config, args.set, rec, proxy, seed, 1) for rec, seed in jobs]
+        return [f.result() for f in futures]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("config")
@@ -56,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="seeds for the recipe comparison (median)")
     ap.add_argument("--max-fraction", type=float, default=0.4, help="parameter cap as a fraction of the teacher's")
     ap.add_argument("--min-speedup", type=float, default=3.0, help="batch-1 speedup over the teacher the pick needs")
+    ap.add_argument("--jobs", type=int, default=1, help="final trainings run side by side (one thread each)")
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
@@ -63,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     from autodistill.config import load_config
     from autodistill.controller import Search, setup
     from autodistill.export.pick import PickRule, pick
-    from autodistill.export.retrain import final_student
     from autodistill.export.run import run_export, study_records
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing
@@ -114,15 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     proxy = {"proxy_steps": s_.space.spec.proxy_steps, "proxy_examples": s_.space.spec.proxy_examples}
     recipe = recipe_record(prep)
     seeds = [cfg.seed + i for i in range(args.seeds)]
-    picked_q, recipe_q, steps = [s["test"]["quality"]], [], {}
     t0 = time.perf_counter()
-    for seed in seeds[1:]:  # the export above is the first seed's run
-        picked_q.append(final_student(prep, chosen, proxy, retrain=True, seed=seed).test["quality"])
-    for seed in seeds:
-        run = final_student(prep, recipe, proxy, retrain=True, seed=seed)
-        recipe_q.append(run.test["quality"])
-        steps["recipe"] = run.spec.steps
-        recipe_params = sum(p.numel() for p in run.run.build.export_model().parameters())
+    jobs = [(chosen, seed) for seed in seeds[1:]] + [(recipe, seed) for seed in seeds]
+    runs = final_runs(args, jobs, proxy)  # the export above is the picked student's first seed
+    picked_q = [s["test"]["quality"]] + [run["quality"] for run in runs[: len(seeds) - 1]]
+    recipe_q = [run["quality"] for run in runs[len(seeds) - 1 :]]
+    recipe_params = runs[-1]["parameters"]
+    steps = {"recipe": runs[-1]["steps"]}
     steps["picked"] = r["train"]["steps"]
     print(
         f"== picked student vs DistilBERT's recipe (depth 3 uniform, CE+KL alpha 0.5, T=2), median of {len(seeds)} "

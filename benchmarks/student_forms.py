@@ -23,6 +23,7 @@ from export_speed import RECIPE_LOSS  # noqa: E402
 
 VOCAB = ("vocab", {"min_count": 2})
 FORMS = {
+    "recipe": [("depth", {"layers": 3, "choice": "uniform"})],  # DistilBERT's form, full vocabulary
     "2": [VOCAB, ("depth", {"layers": 2, "choice": "uniform"})],
     "3": [VOCAB, ("depth", {"layers": 3, "choice": "uniform"})],
     "3ffn50": [VOCAB, ("depth", {"layers": 3, "choice": "uniform"}), ("ffn", {"ratio": 0.5})],
@@ -34,6 +35,18 @@ FORMS = {
         ("ffn", {"ratio": 0.25}),
     ],
     "6thin": [VOCAB, ("heads", {"ratio": 0.5}), ("ffn", {"ratio": 0.25})],
+    "4h50f25": [
+        VOCAB,
+        ("depth", {"layers": 4, "choice": "uniform"}),
+        ("heads", {"ratio": 0.5}),
+        ("ffn", {"ratio": 0.25}),
+    ],
+    "3h50f50": [
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.5}),
+        ("ffn", {"ratio": 0.5}),
+    ],
 }
 LOSSES = {
     "recipe": RECIPE_LOSS,
@@ -48,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss", choices=sorted(LOSSES), default="recipe")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's distill.lr)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-count", type=int, default=2, help="vocabulary pruning's min_count for the pruned forms")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
     unknown = [f for f in args.forms.split(",") if f not in FORMS]
@@ -66,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     teacher = prep.teacher_model()
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
     train = {"lr": args.lr} if args.lr else {}
-    print(f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, batch-1 latency at seq len {seq_len}")
+    print(
+        f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, vocabulary min_count {args.min_count}, "
+        f"{cfg.distill.epochs} epochs, batch-1 latency at seq len {seq_len}"
+    )
     print(f"{'form':<8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
     for name in args.forms.split(","):
-        built = build_student(teacher, StudentSpec(tuple(Step(n, o) for n, o in FORMS[name])), prep.build_context())
+        steps = [(n, {**o, "min_count": args.min_count} if n == "vocab" else o) for n, o in FORMS[name]]
+        built = build_student(teacher, StudentSpec(tuple(Step(n, o) for n, o in steps)), prep.build_context())
         record = {"number": -1, "resolved": built.resolved, "loss": LOSSES[args.loss], "train": train}
         record["objectives"] = {"quality": float("nan")}
         final = final_student(prep, record, {"proxy_steps": 1, "proxy_examples": 1}, retrain=True, seed=args.seed)
