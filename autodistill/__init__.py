@@ -16,4 +16,3 @@ try:  # registers autodistill_bert with the transformers Auto classes; config co
     from autodistill.student import arch as _arch  # noqa: F401
 except ImportError:  # pragma: no cover - torch/transformers not installed
     pass
-

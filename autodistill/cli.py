@@ -103,7 +103,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"study {out['study_name']!r} in {out['storage']}")
     print(
         f"teacher: {out['teacher_parameters']:,} parameters; teacher-output cache {out['cache_mb']:.1f} MB at {out['cache_folder']}"
-        + (f", up to {out['cache_growth_mb_max']:.0f} MB more for the hidden states and attention the losses map" if out["cache_growth_mb_max"] else "")
+        + (
+            f", up to {out['cache_growth_mb_max']:.0f} MB more for the hidden states and attention the losses map"
+            if out["cache_growth_mb_max"]
+            else ""
+        )
     )
     print(
         f"students (of {out['sampled_points']} sampled): {out['predicted_parameters_min']:,} to "

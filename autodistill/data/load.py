@@ -38,8 +38,10 @@ def _texts(df: pd.DataFrame, column: str, cfg: DataConfig, split: str) -> tuple[
     values = df[column].tolist()
     for row, v in enumerate(values):
         if not isinstance(v, str):
-            what = "is missing (empty)" if v is None or (isinstance(v, float) and np.isnan(v)) else (
-                f"holds {v!r} ({type(v).__name__}), not text"
+            what = (
+                "is missing (empty)"
+                if v is None or (isinstance(v, float) and np.isnan(v))
+                else (f"holds {v!r} ({type(v).__name__}), not text")
             )
             raise DataError(
                 f"Row {row} (0-based, header not counted) of {_where(split)} of {cfg.source!r}, column "

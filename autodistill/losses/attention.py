@@ -119,10 +119,18 @@ class RelationOptions:
         allowed = ("qq", "kk", "vv") if self.source == "qkv" else ("hh", "attn")
         require(len(set(self.relations)) == len(self.relations), "relations", "must not repeat", self.relations)
         for r in self.relations:
-            require(r in allowed, "relations", f"must be a list of {', '.join(allowed)} for source '{self.source}'",
-                    self.relations)
-        require(self.relation_heads is None or self.relation_heads >= 1, "relation_heads", "must be >= 1",
-                self.relation_heads)
+            require(
+                r in allowed,
+                "relations",
+                f"must be a list of {', '.join(allowed)} for source '{self.source}'",
+                self.relations,
+            )
+        require(
+            self.relation_heads is None or self.relation_heads >= 1,
+            "relation_heads",
+            "must be >= 1",
+            self.relation_heads,
+        )
 
 
 @register
@@ -152,8 +160,10 @@ class AttentionRelation(Loss):
         self._pairs = pairs[-1:] if opts.layers == "last" else pairs
         self.heads = opts.relation_heads or dims.teacher_heads
         if self.heads < 1:
-            raise ConfigError(f"The '{self.key}.relation_heads' parameter is required when the teacher head "
-                              f"count is unknown. Got {opts.relation_heads!r} instead.")
+            raise ConfigError(
+                f"The '{self.key}.relation_heads' parameter is required when the teacher head "
+                f"count is unknown. Got {opts.relation_heads!r} instead."
+            )
         if opts.source == "qkv":
             self.needs = frozenset({"qkv"})
         else:

@@ -58,8 +58,9 @@ class CompositeLoss(nn.Module):
         # scope decides the units, so read it before the scheme exists (parse checks it again)
         self.scope = spec.weighting.options.get("scope", "layers")
         if self.scope not in SCOPES:
-            raise ConfigError(f"The '{WEIGHTING_KEY}.scope' parameter must be one of 'layers', 'all'. "
-                              f"Got {self.scope!r} instead.")
+            raise ConfigError(
+                f"The '{WEIGHTING_KEY}.scope' parameter must be one of 'layers', 'all'. Got {self.scope!r} instead."
+            )
         # units: (term, unit name, weighted?)
         self.units: list[tuple[str, str, bool]] = []
         for name, term in self.terms.items():

@@ -175,9 +175,11 @@ def build_model(
     """The model for ``shape`` (stock or registered), loaded strictly from ``state`` when given."""
     config = config_for_shape(shape, base_config, id2label, label2id)
     config._attn_implementation = getattr(base_config, "_attn_implementation", None) or "eager"
-    cls = BertForSequenceClassification if isinstance(config, BertConfig) and not isinstance(
-        config, AutodistillBertConfig
-    ) else AutodistillBertForSequenceClassification
+    cls = (
+        BertForSequenceClassification
+        if isinstance(config, BertConfig) and not isinstance(config, AutodistillBertConfig)
+        else AutodistillBertForSequenceClassification
+    )
     model = cls(config)
     if state is not None:
         model.load_state_dict(state, strict=True)

@@ -43,10 +43,18 @@ class FreshOptions:
             require(getattr(self, key) > 0, key, "must be > 0", getattr(self, key))
         require(self.hidden % self.heads == 0, "heads", f"must divide hidden ({self.hidden})", self.heads)
         if self.teacher_layers is not None:
-            require(self.init == "teacher_slices", "teacher_layers", "is only used with init: teacher_slices",
-                    self.teacher_layers)
-            require(len(self.teacher_layers) == self.layers, "teacher_layers",
-                    f"must list one teacher layer per student layer ({self.layers})", self.teacher_layers)
+            require(
+                self.init == "teacher_slices",
+                "teacher_layers",
+                "is only used with init: teacher_slices",
+                self.teacher_layers,
+            )
+            require(
+                len(self.teacher_layers) == self.layers,
+                "teacher_layers",
+                f"must list one teacher layer per student layer ({self.layers})",
+                self.teacher_layers,
+            )
 
 
 def default_teacher_layers(teacher_layers: int, layers: int) -> list[int]:
@@ -83,14 +91,19 @@ def _check_slices(shape: ModelShape, options: FreshOptions) -> list[int]:
     factored = shape.embedding_rank is not None or any(shape.layers[i].ranks for i in chosen)
     require(not factored, "init", "cannot be 'teacher_slices' after low-rank factors; put 'fresh' first", options.init)
     head_dim = options.hidden // options.heads
-    require(options.hidden <= shape.hidden, "hidden", f"must be <= {shape.hidden} (the teacher's) {mode}",
-            options.hidden)
+    require(
+        options.hidden <= shape.hidden, "hidden", f"must be <= {shape.hidden} (the teacher's) {mode}", options.hidden
+    )
     for i in chosen:
         t = shape.layers[i]
         require(options.heads <= t.heads, "heads", f"must be <= {t.heads} (teacher layer {i}) {mode}", options.heads)
         require(options.ffn <= t.ffn, "ffn", f"must be <= {t.ffn} (teacher layer {i}) {mode}", options.ffn)
-        require(head_dim <= t.head_dim, "hidden", f"must be <= heads * {t.head_dim} (the teacher's head size) {mode}",
-                options.hidden)
+        require(
+            head_dim <= t.head_dim,
+            "hidden",
+            f"must be <= heads * {t.head_dim} (the teacher's head size) {mode}",
+            options.hidden,
+        )
     return [int(i) for i in chosen]
 
 
@@ -150,8 +163,9 @@ def random_state(shape: ModelShape, seed: int, initializer_range: float = 0.02) 
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     count = sum(p.numel() for p in model.parameters())
     if count != shape.num_parameters():
-        raise AssertionError(f"A fresh {shape.family} model has {count} parameters; the shape predicts "
-                             f"{shape.num_parameters()}.")
+        raise AssertionError(
+            f"A fresh {shape.family} model has {count} parameters; the shape predicts {shape.num_parameters()}."
+        )
     return state
 
 

@@ -44,10 +44,18 @@ class LowRankOptions:
             require(one, "rank", "must be given, or energy instead (exactly one of them)", self.rank)
         require(self.rank is None or self.rank >= 1, "rank", "must be >= 1", self.rank)
         require(self.energy is None or 0 < self.energy < 1, "energy", "must be in (0, 1)", self.energy)
-        require(self.embedding_rank is None or self.embedding_rank >= 1, "embedding_rank", "must be >= 1",
-                self.embedding_rank)
-        require(bool(self.targets) or self.embedding_rank is not None, "targets",
-                "must name at least one Linear when embedding_rank is not set", self.targets)
+        require(
+            self.embedding_rank is None or self.embedding_rank >= 1,
+            "embedding_rank",
+            "must be >= 1",
+            self.embedding_rank,
+        )
+        require(
+            bool(self.targets) or self.embedding_rank is not None,
+            "targets",
+            "must name at least one Linear when embedding_rank is not set",
+            self.targets,
+        )
 
 
 def saving_cap(fan_in: int, fan_out: int) -> int:
@@ -74,8 +82,11 @@ def _planned_ranks(shape: ModelShape, options: LowRankOptions) -> dict[int, dict
             if options.rank is None:
                 out[i][name] = saving_cap(fan_in, fan_out)
             elif options.rank > min(fan_in, fan_out):
-                raise Invalid("rank", f"must be <= {min(fan_in, fan_out)} for {name} of layer {i} "
-                              f"({fan_in} -> {fan_out}). Got {options.rank} instead.")
+                raise Invalid(
+                    "rank",
+                    f"must be <= {min(fan_in, fan_out)} for {name} of layer {i} "
+                    f"({fan_in} -> {fan_out}). Got {options.rank} instead.",
+                )
             else:
                 out[i][name] = options.rank
     return out

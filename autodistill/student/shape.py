@@ -108,8 +108,7 @@ class ModelShape:
             "embedding_rank": self.embedding_rank,
             "pooler": self.pooler,
             "layers": [
-                {"heads": l.heads, "head_dim": l.head_dim, "ffn": l.ffn, "ranks": dict(l.ranks)}
-                for l in self.layers
+                {"heads": l.heads, "head_dim": l.head_dim, "ffn": l.ffn, "ranks": dict(l.ranks)} for l in self.layers
             ],
         }
 

@@ -36,8 +36,7 @@ class Static(WeightingScheme):
         if unknown:
             valid = ", ".join(self.units) or "(none)"
             raise ConfigError(
-                f"The '{self.key}.weights.{unknown[0]}' parameter names no weighted loss unit. "
-                f"Valid units: {valid}."
+                f"The '{self.key}.weights.{unknown[0]}' parameter names no weighted loss unit. Valid units: {valid}."
             )
         self._w = torch.tensor([float(self.options.weights.get(u, 1.0)) for u in self.units])
 

@@ -67,7 +67,10 @@ def test_collate_with_real_tokenizer(minilm_tokenizer):
     direct = minilm_tokenizer(
         [split.texts[i] for i in idx],
         [split.text_pairs[i] for i in idx],
-        padding=True, truncation=True, max_length=64, return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=64,
+        return_tensors="pt",
     )
     assert torch.equal(batch["input_ids"], direct["input_ids"])
     assert torch.equal(batch["attention_mask"], direct["attention_mask"])

@@ -78,8 +78,9 @@ def test_save_to_disk_folder_uses_its_own_splits(tmp_path):
     features = datasets.Features({"sentence": datasets.Value("string"), "y": label})
 
     def ds(df):
-        return datasets.Dataset.from_dict({"sentence": df["text"].tolist(), "y": [
-            0 if v == "neg" else 1 for v in df["label"]]}, features=features)
+        return datasets.Dataset.from_dict(
+            {"sentence": df["text"].tolist(), "y": [0 if v == "neg" else 1 for v in df["label"]]}, features=features
+        )
 
     dd = datasets.DatasetDict({"train": ds(make_frame(80)), "dev": ds(make_frame(20)), "test": ds(make_frame(30))})
     dd.save_to_disk(str(tmp_path / "saved"))
@@ -240,10 +241,12 @@ def test_hidden_test_labels_of_a_classlabel_split(tmp_path):
     feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
     df = make_frame(60)
     lab = [0 if v == "neg" else 1 for v in df["label"]]
-    dd = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": df["text"].tolist(), "label": lab}, features=feats),
-        "test": datasets.Dataset.from_dict({"text": ["x", "y"], "label": [-1, -1]}, features=feats),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": df["text"].tolist(), "label": lab}, features=feats),
+            "test": datasets.Dataset.from_dict({"text": ["x", "y"], "label": [-1, -1]}, features=feats),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "glue_like"))
     with pytest.raises(DataError, match="Split 'test'.*missing labels.*row 0 \\(and 1 more\\)"):
         load_task_data(cfg_for(tmp_path / "glue_like"))

@@ -29,8 +29,13 @@ def test_tied_output_weights_count_once(bert_config):
 def test_embedding_directly_in_the_model_counts_alone():
     # Llama's embed_tokens sits in LlamaModel itself: only the embedding counts, not the whole model.
     cfg = LlamaConfig(
-        vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
+        vocab_size=99,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(cfg)
     counts = parameter_counts(model)

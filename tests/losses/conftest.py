@@ -18,7 +18,13 @@ def _attn(b: int, heads: int, n: int, mask: torch.Tensor, gen: torch.Generator) 
 
 
 def make_batch(
-    n_s: int = 2, n_t: int = 4, d_s: int = 16, d_t: int = 24, h_s: int = 2, h_t: int = 4, seed: int = 0,
+    n_s: int = 2,
+    n_t: int = 4,
+    d_s: int = 16,
+    d_t: int = 24,
+    h_s: int = 2,
+    h_t: int = 4,
+    seed: int = 0,
     grad: bool = True,
 ) -> tuple[DistillBatch, LossDims]:
     """A batch with every field filled; student tensors are leaves that require grad."""
@@ -43,8 +49,7 @@ def make_batch(
         teacher_qkv={j: tuple(torch.randn(B, L, d_t, generator=gen) for _ in range(3)) for j in range(n_t)},
         temperature=2.0,
     )
-    dims = LossDims(student_hidden=d_s, teacher_hidden=d_t, student_heads=(h_s,) * n_s, teacher_heads=h_t,
-                    num_labels=C)
+    dims = LossDims(student_hidden=d_s, teacher_hidden=d_t, student_heads=(h_s,) * n_s, teacher_heads=h_t, num_labels=C)
     return batch, dims
 
 

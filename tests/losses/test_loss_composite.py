@@ -16,15 +16,26 @@ from autodistill.specs import LossSpec, Step
 
 
 def spec(*terms, weighting=None, temperature=2.0):
-    return LossSpec(terms=tuple(Step.from_dict(t) for t in terms), temperature=temperature,
-                    weighting=Step.from_dict(weighting or {"name": "static"}))
+    return LossSpec(
+        terms=tuple(Step.from_dict(t) for t in terms),
+        temperature=temperature,
+        weighting=Step.from_dict(weighting or {"name": "static"}),
+    )
 
 
 def test_needs_and_teacher_layers(batch_factory):
     _, dims = batch_factory()
-    loss = CompositeLoss(spec({"name": "ce"}, {"name": "kl"}, {"name": "hidden_mse"},
-                              {"name": "attention_relation", "source": "hidden"}, {"name": "contrastive"}),
-                         dims, resolve_layer_map("uniform", 2, 4))
+    loss = CompositeLoss(
+        spec(
+            {"name": "ce"},
+            {"name": "kl"},
+            {"name": "hidden_mse"},
+            {"name": "attention_relation", "source": "hidden"},
+            {"name": "contrastive"},
+        ),
+        dims,
+        resolve_layer_map("uniform", 2, 4),
+    )
     assert loss.needs == {"teacher_logits", "hidden", "attentions"}
     assert loss.teacher_hidden_layers() == [2, 4]
     assert loss.teacher_attention_layers() == [3]  # relation: last pair only; 0-based layer
@@ -36,8 +47,15 @@ def test_needs_and_teacher_layers(batch_factory):
 def test_total_is_the_weighted_sum_and_parts_have_every_layer(batch_factory):
     batch, dims = batch_factory()
     lm = resolve_layer_map("uniform", 2, 4)
-    loss = CompositeLoss(spec({"name": "kl", "weight": 0.5}, {"name": "hidden_mse", "weight": 2.0},
-                              weighting={"name": "static", "weights": {"hidden_mse/s2_t4": 3.0}}), dims, lm)
+    loss = CompositeLoss(
+        spec(
+            {"name": "kl", "weight": 0.5},
+            {"name": "hidden_mse", "weight": 2.0},
+            weighting={"name": "static", "weights": {"hidden_mse/s2_t4": 3.0}},
+        ),
+        dims,
+        lm,
+    )
     total, parts = loss(batch)
     kl = loss.terms["kl"](DistillBatch(**{**batch.__dict__, "temperature": 2.0}))
     h1, h2 = loss.terms["hidden_mse"](batch)
@@ -58,9 +76,13 @@ def test_temperature_comes_from_the_spec(batch_factory):
 
 def test_learned_weights_are_parameters_and_history_is_json(batch_factory):
     batch, dims = batch_factory()
-    loss = CompositeLoss(spec({"name": "ce"}, {"name": "hidden_cosine"},
-                              weighting={"name": "uncertainty", "scope": "all", "log_every": 2}),
-                         dims, resolve_layer_map("uniform", 2, 4))
+    loss = CompositeLoss(
+        spec(
+            {"name": "ce"}, {"name": "hidden_cosine"}, weighting={"name": "uncertainty", "scope": "all", "log_every": 2}
+        ),
+        dims,
+        resolve_layer_map("uniform", 2, 4),
+    )
     assert loss.weighted_units == ["ce", "hidden_cosine/s1_t2", "hidden_cosine/s2_t4"]
     log_var = loss.scheme.log_var
     assert any(p is log_var for p in loss.parameters())
@@ -83,8 +105,9 @@ def test_learned_weights_are_parameters_and_history_is_json(batch_factory):
 
 def test_eval_forwards_do_not_feed_adaptive_schemes(batch_factory):
     batch, dims = batch_factory()
-    loss = CompositeLoss(spec({"name": "hidden_mse"}, weighting={"name": "lag", "warmup": 1}), dims,
-                         resolve_layer_map("uniform", 2, 4))
+    loss = CompositeLoss(
+        spec({"name": "hidden_mse"}, weighting={"name": "lag", "warmup": 1}), dims, resolve_layer_map("uniform", 2, 4)
+    )
     with torch.no_grad():
         loss(batch)
     assert loss.scheme._count == 0
@@ -94,8 +117,15 @@ def test_eval_forwards_do_not_feed_adaptive_schemes(batch_factory):
 
 def tiny_bert(layers: int, hidden: int, heads: int, seed: int) -> BertForSequenceClassification:
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=99, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=2)
+    cfg = BertConfig(
+        vocab_size=99,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     cfg._attn_implementation = "eager"  # output_attentions needs the eager path
     return BertForSequenceClassification(cfg)
 
@@ -118,8 +148,13 @@ def test_student_learns_from_a_cached_teacher(source):
     teacher, student = tiny_bert(4, 48, 6, 1).eval(), tiny_bert(2, 32, 4, 2)
     dims = LossDims(student_hidden=32, teacher_hidden=48, student_heads=(4, 4), teacher_heads=6)
     layer_map = resolve_layer_map("uniform", 2, 4)
-    terms = [{"name": "ce", "weight": 0.2}, {"name": "kl", "weight": 0.5}, {"name": "hidden_mse"},
-             {"name": "attention_relation", "source": source, "relation_heads": 4}, {"name": "contrastive"}]
+    terms = [
+        {"name": "ce", "weight": 0.2},
+        {"name": "kl", "weight": 0.5},
+        {"name": "hidden_mse"},
+        {"name": "attention_relation", "source": source, "relation_heads": 4},
+        {"name": "contrastive"},
+    ]
     loss = CompositeLoss(spec(*terms, weighting={"name": "dwa", "window": 2}), dims, layer_map)
     ids = torch.randint(1, 99, (4, 9))
     mask = torch.ones_like(ids)
@@ -143,13 +178,24 @@ def test_student_learns_from_a_cached_teacher(source):
     totals = []
     for step in range(1, 9):
         with capture_qkv(student, loss.student_qkv_layers()) as s_qkv:
-            s_out = student(input_ids=ids, attention_mask=mask, output_hidden_states="hidden" in loss.needs,
-                            output_attentions="attentions" in loss.needs)
-        batch = DistillBatch(labels=labels, attention_mask=mask, student_logits=s_out.logits,
-                             teacher_logits=cache["logits"], student_hidden=s_out.hidden_states,
-                             teacher_hidden=cache["hidden"], student_attentions=s_out.attentions,
-                             teacher_attentions=cache["attentions"], student_qkv=dict(s_qkv) or None,
-                             teacher_qkv=cache["qkv"] or None)
+            s_out = student(
+                input_ids=ids,
+                attention_mask=mask,
+                output_hidden_states="hidden" in loss.needs,
+                output_attentions="attentions" in loss.needs,
+            )
+        batch = DistillBatch(
+            labels=labels,
+            attention_mask=mask,
+            student_logits=s_out.logits,
+            teacher_logits=cache["logits"],
+            student_hidden=s_out.hidden_states,
+            teacher_hidden=cache["hidden"],
+            student_attentions=s_out.attentions,
+            teacher_attentions=cache["attentions"],
+            student_qkv=dict(s_qkv) or None,
+            teacher_qkv=cache["qkv"] or None,
+        )
         total, parts = loss(batch)
         assert math.isfinite(parts["total"]) and "attention_relation/s2_t4" in parts
         opt.zero_grad()

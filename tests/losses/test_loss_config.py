@@ -30,8 +30,14 @@ def test_layer_map_rules(rule, n_s, n_t, expected):
 
 @pytest.mark.parametrize(
     ("rule", "fragment"),
-    [("middle", "'uniform', 'last'"), ([1], "one teacher layer per student layer"), ([0, 2], "[1, 4]"),
-     ([1, 5], "[1, 4]"), ([1, "a"], "list of integers"), (3, "list of integers")],
+    [
+        ("middle", "'uniform', 'last'"),
+        ([1], "one teacher layer per student layer"),
+        ([0, 2], "[1, 4]"),
+        ([1, 5], "[1, 4]"),
+        ([1, "a"], "list of integers"),
+        (3, "list of integers"),
+    ],
 )
 def test_bad_layer_map_names_the_key(rule, fragment):
     with pytest.raises(ConfigError, match=r"distill\.loss\.layer_map") as err:
@@ -40,8 +46,9 @@ def test_bad_layer_map_names_the_key(rule, fragment):
 
 
 def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
-    spec = LossSpec(terms=tuple(Step.from_dict(t) for t in terms),
-                    weighting=Step.from_dict(weighting or {"name": "static"}))
+    spec = LossSpec(
+        terms=tuple(Step.from_dict(t) for t in terms), weighting=Step.from_dict(weighting or {"name": "static"})
+    )
     return CompositeLoss(spec, dims, list(layer_map))
 
 
@@ -53,10 +60,18 @@ def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
         ([{"name": "contrastive", "temperature": 0}], None, "distill.loss.terms[0].temperature", "> 0"),
         ([{"name": "contrastive", "pool": "max"}], None, "distill.loss.terms[0].pool", "'mean'"),
         ([{"name": "attention_relation", "relations": ["qk"]}], None, "distill.loss.terms[0].relations", "qq"),
-        ([{"name": "attention_relation", "source": "hidden", "relation_heads": 5}], None,
-         "distill.loss.terms[0].relation_heads", "not divisible"),
-        ([{"name": "hidden_mse", "shared_projection": "yes"}], None, "distill.loss.terms[0].shared_projection",
-         "true or false"),
+        (
+            [{"name": "attention_relation", "source": "hidden", "relation_heads": 5}],
+            None,
+            "distill.loss.terms[0].relation_heads",
+            "not divisible",
+        ),
+        (
+            [{"name": "hidden_mse", "shared_projection": "yes"}],
+            None,
+            "distill.loss.terms[0].shared_projection",
+            "true or false",
+        ),
         ([{"name": "kl", "weight": -1}], None, "distill.loss.terms[0].weight", ">= 0"),
         ([{"name": "kld"}], None, "distill.loss.terms[0].name", "Valid names"),
         ([{"name": "kl"}, {"name": "kl"}], None, "distill.loss.terms[1].name", "repeats"),
@@ -65,10 +80,18 @@ def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
         ([{"name": "hidden_mse"}], {"name": "dwa", "speed": 1}, "distill.loss.weighting.speed", "not a known key"),
         ([{"name": "hidden_mse"}], {"name": "lag", "ema": 1.0}, "distill.loss.weighting.ema", "[0, 1)"),
         ([{"name": "hidden_mse"}], {"name": "uncertainty", "bound": -1}, "distill.loss.weighting.bound", "> 0"),
-        ([{"name": "hidden_mse"}], {"name": "static", "weights": {"hidden_mse/s9_t9": 2.0}},
-         "distill.loss.weighting.weights.hidden_mse/s9_t9", "hidden_mse/s1_t2"),
-        ([{"name": "hidden_mse"}], {"name": "static", "weights": {"hidden_mse/s1_t2": 0}},
-         "distill.loss.weighting.weights.hidden_mse/s1_t2", "> 0"),
+        (
+            [{"name": "hidden_mse"}],
+            {"name": "static", "weights": {"hidden_mse/s9_t9": 2.0}},
+            "distill.loss.weighting.weights.hidden_mse/s9_t9",
+            "hidden_mse/s1_t2",
+        ),
+        (
+            [{"name": "hidden_mse"}],
+            {"name": "static", "weights": {"hidden_mse/s1_t2": 0}},
+            "distill.loss.weighting.weights.hidden_mse/s1_t2",
+            "> 0",
+        ),
         ([{"name": "hidden_mse"}], {"name": "static", "scope": "terms"}, "distill.loss.weighting.scope", "'all'"),
         ([{"name": "hidden_mse"}], {"name": "lag", "log_every": 0}, "distill.loss.weighting.log_every", ">= 1"),
     ],

@@ -96,8 +96,11 @@ def test_finite_gradients(batch_factory, name, options):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize(("name", "options"), [c for c in CASES if LOSSES.get(c[0]).zero_on_identical],
-                         ids=[i for i, c in zip(IDS, CASES) if LOSSES.get(c[0]).zero_on_identical])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [c for c in CASES if LOSSES.get(c[0]).zero_on_identical],
+    ids=[i for i, c in zip(IDS, CASES) if LOSSES.get(c[0]).zero_on_identical],
+)
 def test_zero_on_identical_inputs(identical_factory, name, options):
     batch, dims = identical_factory()
     loss = build(name, options, dims, 2, 2)

@@ -14,15 +14,25 @@ DIMS2 = LossDims(student_hidden=2, teacher_hidden=2, student_heads=(1,), teacher
 
 def logits_batch(s, t, temperature=1.0):
     s, t = torch.tensor([s]), torch.tensor([t])
-    return DistillBatch(labels=torch.tensor([0]), attention_mask=torch.ones(1, 2), student_logits=s,
-                        teacher_logits=t, temperature=temperature)
+    return DistillBatch(
+        labels=torch.tensor([0]),
+        attention_mask=torch.ones(1, 2),
+        student_logits=s,
+        teacher_logits=t,
+        temperature=temperature,
+    )
 
 
 def test_kl_matches_torch_kl_div():
     gen = torch.Generator().manual_seed(0)
     s, t = torch.randn(8, 5, generator=gen), torch.randn(8, 5, generator=gen)
-    batch = DistillBatch(labels=torch.zeros(8, dtype=torch.long), attention_mask=torch.ones(8, 3),
-                         student_logits=s, teacher_logits=t, temperature=3.0)
+    batch = DistillBatch(
+        labels=torch.zeros(8, dtype=torch.long),
+        attention_mask=torch.ones(8, 3),
+        student_logits=s,
+        teacher_logits=t,
+        temperature=3.0,
+    )
     expected = F.kl_div(F.log_softmax(s / 3, -1), F.softmax(t / 3, -1), reduction="batchmean") * 9
     torch.testing.assert_close(LOSSES.get("kl")(DIMS2)(batch), expected)
 
@@ -51,8 +61,9 @@ def test_temperature_scaling_is_t_squared():
 def test_jsd_small_beta_approaches_beta_times_forward_kl():
     gen = torch.Generator().manual_seed(1)
     s, t = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
-    batch = DistillBatch(labels=torch.zeros(6, dtype=torch.long), attention_mask=torch.ones(6, 2),
-                         student_logits=s, teacher_logits=t)
+    batch = DistillBatch(
+        labels=torch.zeros(6, dtype=torch.long), attention_mask=torch.ones(6, 2), student_logits=s, teacher_logits=t
+    )
     beta = 1e-3
     jsd = float(LOSSES.get("jsd")(DIMS2, beta=beta)(batch))
     kl = float(LOSSES.get("kl")(DIMS2)(batch))
@@ -63,9 +74,11 @@ def layer_batch(h_s, h_t, att_s=None, att_t=None, mask=None):
     h_s, h_t = torch.tensor(h_s)[None], torch.tensor(h_t)[None]  # [1, L, d]
     n = h_s.shape[1]
     return DistillBatch(
-        labels=torch.tensor([0]), attention_mask=torch.ones(1, n) if mask is None else torch.tensor([mask]),
+        labels=torch.tensor([0]),
+        attention_mask=torch.ones(1, n) if mask is None else torch.tensor([mask]),
         student_logits=torch.zeros(1, 2),
-        student_hidden=(h_s, h_s), teacher_hidden={1: h_t},
+        student_hidden=(h_s, h_s),
+        teacher_hidden={1: h_t},
         student_attentions=None if att_s is None else (torch.tensor(att_s)[None, None],),
         teacher_attentions=None if att_t is None else {0: torch.tensor(att_t)[None, None]},
     )
@@ -87,14 +100,16 @@ def test_hidden_projection_only_when_widths_differ():
     assert len(list(same.parameters())) == 0
     wide = LOSSES.get("hidden_mse")(LossDims(student_hidden=2, teacher_hidden=3), [(1, 1), (2, 2)])
     assert [tuple(p.shape) for p in wide.parameters()] == [(3, 2), (3,)]  # one shared W_h
-    per = LOSSES.get("hidden_mse")(LossDims(student_hidden=2, teacher_hidden=3), [(1, 1), (2, 2)],
-                                   shared_projection=False)
+    per = LOSSES.get("hidden_mse")(
+        LossDims(student_hidden=2, teacher_hidden=3), [(1, 1), (2, 2)], shared_projection=False
+    )
     assert len(list(per.parameters())) == 4
 
 
 def test_attention_mse_by_hand():
-    batch = layer_batch([[0.0, 0.0]] * 2, [[0.0, 0.0]] * 2, att_s=[[1.0, 0.0], [0.0, 1.0]],
-                        att_t=[[0.5, 0.5], [0.5, 0.5]])
+    batch = layer_batch(
+        [[0.0, 0.0]] * 2, [[0.0, 0.0]] * 2, att_s=[[1.0, 0.0], [0.0, 1.0]], att_t=[[0.5, 0.5], [0.5, 0.5]]
+    )
     value = LOSSES.get("attention_mse")(DIMS2, [(1, 1)])(batch)
     # squared differences sum to 4 * 0.25 = 1 over H = 1 head and N = 2 query rows
     assert math.isclose(float(value[0]), 0.5, rel_tol=1e-6)
@@ -121,10 +136,16 @@ def test_relation_with_different_head_counts_and_widths(batch_factory):
 def test_contrastive_by_hand():
     b, d = 3, 3
     h = torch.eye(d)[:b, None, :].expand(b, 2, d).clone()  # each sentence one basis vector, two tokens
-    batch = DistillBatch(labels=torch.zeros(b, dtype=torch.long), attention_mask=torch.ones(b, 2),
-                         student_logits=torch.zeros(b, 2), student_hidden=(h, h), teacher_hidden={1: h.clone()})
-    loss = LOSSES.get("contrastive")(LossDims(student_hidden=d, teacher_hidden=d), [(1, 1)], proj_dim=d,
-                                     temperature=1.0)
+    batch = DistillBatch(
+        labels=torch.zeros(b, dtype=torch.long),
+        attention_mask=torch.ones(b, 2),
+        student_logits=torch.zeros(b, 2),
+        student_hidden=(h, h),
+        teacher_hidden={1: h.clone()},
+    )
+    loss = LOSSES.get("contrastive")(
+        LossDims(student_hidden=d, teacher_hidden=d), [(1, 1)], proj_dim=d, temperature=1.0
+    )
     with torch.no_grad():
         for head in (loss.head_s, loss.head_t):
             head.weight.copy_(torch.eye(d))

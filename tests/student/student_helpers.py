@@ -14,9 +14,15 @@ SPECIAL_IDS = (0, 1, 2, 3, 4)  # pad, unk, cls, sep, mask
 
 def tiny_teacher(layers: int = 4, seed: int = 0, num_labels: int = 2) -> BertForSequenceClassification:
     config = BertConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, num_labels=num_labels,
-        id2label={i: f"label_{i}" for i in range(num_labels)}, label2id={f"label_{i}": i for i in range(num_labels)},
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        id2label={i: f"label_{i}" for i in range(num_labels)},
+        label2id={f"label_{i}": i for i in range(num_labels)},
     )
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
@@ -36,8 +42,8 @@ def calibration_batches(n: int = 2, batch: int = 4, length: int = 10, seed: int 
         ids = torch.randint(5, 60, (batch, length), generator=g)
         ids[:, 0], ids[:, -1] = 2, 3
         mask = torch.ones_like(ids)
-        mask[-1, length // 2:] = 0
-        ids[-1, length // 2:] = 0
+        mask[-1, length // 2 :] = 0
+        ids[-1, length // 2 :] = 0
         out.append({"input_ids": ids, "attention_mask": mask, "labels": torch.arange(batch) % 2})
     return out
 

@@ -27,8 +27,12 @@ from autodistill.student.arch import (
 from autodistill.student.build import build_student, plan_student, predict_parameters, rebuild_student
 from autodistill.student.shape import LayerShape
 
-UNEVEN = (LayerShape(2, 8, 40, {"query": 3}), LayerShape(4, 8, 64), LayerShape(1, 8, 10, {"ffn_out": 5}),
-          LayerShape(3, 8, 64, {"attn_out": 2, "key": 7}))
+UNEVEN = (
+    LayerShape(2, 8, 40, {"query": 3}),
+    LayerShape(4, 8, 64),
+    LayerShape(1, 8, 10, {"ffn_out": 5}),
+    LayerShape(3, 8, 64, {"attn_out": 2, "key": 7}),
+)
 
 
 def test_teacher_shape_counts_exactly(teacher) -> None:
@@ -49,8 +53,9 @@ def test_registered_model_round_trip(teacher, tmp_path) -> None:
     assert isinstance(model.config, AutodistillBertConfig) and shape_from_config(model.config) == shape
     assert model.config.id2label == teacher.config.id2label
     batch = calibration_batches(n=1)[0]
-    out = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True,
-                output_attentions=True)
+    out = model(
+        **{k: batch[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True, output_attentions=True
+    )
     assert len(out.hidden_states) == 5 and [a.shape[1] for a in out.attentions] == [2, 4, 1, 3]
     model.save_pretrained(tmp_path)
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -88,16 +93,24 @@ def test_require_stock_architecture_refuses_before_building(teacher, ctx, monkey
         raise AssertionError("built a model")
 
     monkeypatch.setattr(build_module, "build_model", no_build)
-    for steps in ([("heads", {"ratio": 0.5})], [("low_rank", {"rank": 4})], [("hidden", {"ratio": 0.5})],
-                  [("ffn", {"ratio": 0.5, "scope": "global"})]):
+    for steps in (
+        [("heads", {"ratio": 0.5})],
+        [("low_rank", {"rank": 4})],
+        [("hidden", {"ratio": 0.5})],
+        [("ffn", {"ratio": 0.5, "scope": "global"})],
+    ):
         spec = StudentSpec(tuple(Step(n, o) for n, o in steps), require_stock_architecture=True)
         with pytest.raises(ConfigError, match="'student.require_stock_architecture'"):
             build_student(teacher, spec, ctx)
 
 
 def test_require_stock_architecture_accepts_stock_students(teacher, ctx) -> None:
-    steps = (Step("depth", {"layers": 2}), Step("ffn", {"ratio": 0.5}), Step("hidden", {"ratio": 0.5}),
-             Step("heads", {"ratio": 0.5}))
+    steps = (
+        Step("depth", {"layers": 2}),
+        Step("ffn", {"ratio": 0.5}),
+        Step("hidden", {"ratio": 0.5}),
+        Step("heads", {"ratio": 0.5}),
+    )
     built = build_student(teacher, StudentSpec(steps, require_stock_architecture=True), ctx)
     assert built.kind == "stock" and type(built.model) is BertForSequenceClassification
 

@@ -14,8 +14,15 @@ PREFIX = "bert.encoder.layer"
 
 
 def config(layers: int = 4, hidden: int = 32, heads: int = 4, ffn: int = 64) -> BertConfig:
-    return BertConfig(vocab_size=99, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=ffn, max_position_embeddings=64, num_labels=2)
+    return BertConfig(
+        vocab_size=99,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
 
 
 def teacher() -> tuple[BertForSequenceClassification, ModelShape]:
@@ -69,8 +76,9 @@ def test_random_init_is_the_models_own_and_seeded() -> None:
 
 def test_teacher_slices_with_the_full_shape_reproduce_the_teacher() -> None:
     model, _ = teacher()
-    student, _, resolved = build({"layers": 4, "hidden": 32, "heads": 4, "ffn": 64, "init": "teacher_slices",
-                                  "teacher_layers": [0, 1, 2, 3]})
+    student, _, resolved = build(
+        {"layers": 4, "hidden": 32, "heads": 4, "ffn": 64, "init": "teacher_slices", "teacher_layers": [0, 1, 2, 3]}
+    )
     with torch.no_grad():
         torch.testing.assert_close(student(**inputs()).logits, model(**inputs()).logits)
 
@@ -96,8 +104,9 @@ def test_teacher_slices_copy_leading_heads_dims_neurons_and_chosen_layers() -> N
 def test_head_dim_slices_within_each_head() -> None:
     model, _ = teacher()
     t = model.state_dict()
-    student, _, _ = build({"layers": 1, "hidden": 16, "heads": 4, "ffn": 64, "init": "teacher_slices",
-                           "teacher_layers": [3]})
+    student, _, _ = build(
+        {"layers": 1, "hidden": 16, "heads": 4, "ffn": 64, "init": "teacher_slices", "teacher_layers": [3]}
+    )
     got = student.state_dict()[f"{PREFIX}.0.attention.self.value.bias"]
     assert torch.equal(got, t[f"{PREFIX}.3.attention.self.value.bias"].reshape(4, 8)[:, :4].reshape(16))
 
@@ -117,8 +126,11 @@ def test_clear_errors() -> None:
     assert err.value.key == "hidden"
     assert t.plan(shape, FreshOptions(layers=2, hidden=64, heads=4, ffn=8), BuildContext()).hidden == 64  # random: any
     with pytest.raises(Invalid, match="must hold layer indices in \\[0, 4\\)") as err:
-        t.plan(shape, FreshOptions(layers=1, hidden=8, heads=2, ffn=8, init="teacher_slices", teacher_layers=[4]),
-               BuildContext())
+        t.plan(
+            shape,
+            FreshOptions(layers=1, hidden=8, heads=2, ffn=8, init="teacher_slices", teacher_layers=[4]),
+            BuildContext(),
+        )
     assert err.value.key == "teacher_layers"
     with pytest.raises(Invalid, match="must be <= 4 \\(teacher layer 0\\)") as err:
         t.plan(shape, FreshOptions(layers=1, hidden=16, heads=8, ffn=8, init="teacher_slices"), BuildContext())

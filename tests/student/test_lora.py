@@ -12,8 +12,15 @@ from autodistill.student.shape import LayerShape, ModelShape
 
 
 def tiny(layers: int = 2) -> tuple[BertForSequenceClassification, ModelShape]:
-    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     shape = ModelShape("bert", 99, 32, 64, 2, 2, (LayerShape(4, 8, 64),) * layers)
     return BertForSequenceClassification(config), shape
@@ -89,10 +96,13 @@ def test_wrap_trains_only_adapters_and_head_and_unwrap_merges() -> None:
     with torch.no_grad():
         got = merged(**inputs).logits
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert not torch.equal(merged.bert.encoder.layer[0].attention.self.query.weight, base[
-        "bert.encoder.layer.0.attention.self.query.weight"])  # the adapters were merged in
-    assert torch.equal(merged.bert.encoder.layer[0].attention.self.key.weight,
-                       base["bert.encoder.layer.0.attention.self.key.weight"])
+    assert not torch.equal(
+        merged.bert.encoder.layer[0].attention.self.query.weight,
+        base["bert.encoder.layer.0.attention.self.query.weight"],
+    )  # the adapters were merged in
+    assert torch.equal(
+        merged.bert.encoder.layer[0].attention.self.key.weight, base["bert.encoder.layer.0.attention.self.key.weight"]
+    )
     assert t.unwrap(merged, rec) is merged  # unwrap of a plain model is a no-op
 
 

@@ -23,7 +23,7 @@ def _dead_heads_teacher(dead: dict[int, list[int]]):
         for i, heads in dead.items():
             dense = model.bert.encoder.layer[i].attention.output.dense
             for h in heads:
-                dense.weight[:, h * 8:(h + 1) * 8] = 0
+                dense.weight[:, h * 8 : (h + 1) * 8] = 0
     return model
 
 
@@ -99,8 +99,17 @@ def test_hidden_plus_heads_can_be_stock(teacher, ctx) -> None:
 
 @pytest.mark.parametrize("aware", [False, True])
 def test_full_rank_svd_reproduces_the_layer(teacher, ctx, aware) -> None:
-    steps = [("low_rank", {"targets": ["query", "value", "ffn_in", "ffn_out"], "rank": 32, "activation_aware": aware,
-                           "embedding_rank": 32})]
+    steps = [
+        (
+            "low_rank",
+            {
+                "targets": ["query", "value", "ffn_in", "ffn_out"],
+                "rank": 32,
+                "activation_aware": aware,
+                "embedding_rank": 32,
+            },
+        )
+    ]
     built = _build(teacher, steps, ctx)
     batch = calibration_batches(n=1, seed=5)[0]
     torch.testing.assert_close(logits(built.model, batch), logits(teacher, batch), rtol=0, atol=1e-4)
@@ -155,7 +164,9 @@ def test_scores_without_calibration_are_a_clear_error(teacher, name) -> None:
 
 
 def test_global_pruning_after_uneven_ranks_is_refused(teacher, ctx) -> None:
-    steps = [("low_rank", {"targets": ["ffn_in"], "rank": 4, "layers": [0]}),
-             ("ffn", {"ratio": 0.5, "scope": "global"})]
+    steps = [
+        ("low_rank", {"targets": ["ffn_in"], "rank": 4, "layers": [0]}),
+        ("ffn", {"ratio": 0.5, "scope": "global"}),
+    ]
     with pytest.raises(ConfigError, match=r"'student\.transforms\[1\]\.scope'"):
         _build(teacher, steps, ctx)

@@ -22,8 +22,10 @@ from autodistill.student.shape import LayerShape, ModelShape
 from autodistill.student.vocab import VocabOptions  # registers 'vocab'
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# fmt: off
 WORDS = ["the", "a", "movie", "film", "is", "was", "good", "bad", "great", "fun", "plot", "actor", "un", "happy",
          "dull", "x", "y", "z", "not", "and", "but", "very", ".", ",", "!", "?", "it", "this", "story", "cast"]
+# fmt: on
 PIECES = ["##happy", "##s", "##ly", "##yl", "##o", "##ed", "##ing", "##er", "##z", "##y"]
 TRAIN = ["The movie is good.", "This film was very bad!", "It is unhappy and dull, but fun.", "great cast"]
 UNSEEN = ["The plot is xylo?", "Actors acting zzz", "a story, not the movie.", "unhappy films ed"]
@@ -38,15 +40,30 @@ def tiny_tokenizer(tmp_path: Path) -> BertTokenizer:
 
 
 def bert_shape(config: BertConfig) -> ModelShape:
-    layer = LayerShape(config.num_attention_heads, config.hidden_size // config.num_attention_heads,
-                       config.intermediate_size)
-    return ModelShape("bert", config.vocab_size, config.hidden_size, config.max_position_embeddings,
-                      config.type_vocab_size, config.num_labels, (layer,) * config.num_hidden_layers)
+    layer = LayerShape(
+        config.num_attention_heads, config.hidden_size // config.num_attention_heads, config.intermediate_size
+    )
+    return ModelShape(
+        "bert",
+        config.vocab_size,
+        config.hidden_size,
+        config.max_position_embeddings,
+        config.type_vocab_size,
+        config.num_labels,
+        (layer,) * config.num_hidden_layers,
+    )
 
 
 def tiny_config(**sizes: int) -> BertConfig:
-    base = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                max_position_embeddings=64, num_labels=2)
+    base = dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     return BertConfig(**{**base, **sizes})
 
 
@@ -85,8 +102,11 @@ def test_plan_resolve_apply_gives_a_smaller_stock_model(tmp_path: Path) -> None:
     batch = tok(TRAIN, padding=True, return_tensors="pt")
     with torch.no_grad():
         want = teacher(**batch).logits
-        got = student(input_ids=torch.from_numpy(mapping)[batch["input_ids"]],
-                      attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"]).logits
+        got = student(
+            input_ids=torch.from_numpy(mapping)[batch["input_ids"]],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+        ).logits
     torch.testing.assert_close(got, want)  # same rows for every used token: same outputs
 
 
@@ -111,7 +131,8 @@ def test_min_count_drops_rare_tokens_but_never_specials(tmp_path: Path) -> None:
     kept = t.resolve(None, shape, VocabOptions(min_count=2), ctx)["kept"]
     assert set(tok.all_special_ids) <= set(kept)
     assert set(kept) - set(tok.all_special_ids) == {i for i in range(99) if ctx.token_counts[i] >= 2} - set(
-        tok.all_special_ids)
+        tok.all_special_ids
+    )
     assert t.plan(shape, VocabOptions(min_count=2), ctx).vocab == len(kept)
 
 
