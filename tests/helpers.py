@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from typing import Any
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun", "warm", "bright"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "sad", "cold", "grim"]
@@ -21,7 +22,8 @@ def tiny_tokenizer(folder: Path):
     return BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5: `vocab=`
 
 
-def tiny_bert_config(num_labels: int = 2, layers: int = 4, vocab_size: int = 64):
+def tiny_bert_config(num_labels: int = 2, layers: int = 4, vocab_size: int = 64, **extra: Any):
+    """The tests' tiny BERT: hidden 32, 4 heads, FFN 64, 64 positions; ``extra`` goes to BertConfig."""
     from transformers import BertConfig
 
     return BertConfig(
@@ -32,6 +34,7 @@ def tiny_bert_config(num_labels: int = 2, layers: int = 4, vocab_size: int = 64)
         intermediate_size=64,
         max_position_embeddings=64,
         num_labels=num_labels,
+        **extra,
     )
 
 

@@ -2,20 +2,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_bert_config
 from transformers import BertConfig, BertForSequenceClassification
 
 
 @pytest.fixture
 def bert_config() -> BertConfig:
-    return BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
+    return tiny_bert_config(num_labels=3, layers=2, vocab_size=99)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from helpers import tiny_bert_config
+from transformers import BertForSequenceClassification
 
 from autodistill.student.base import BuildContext
 
@@ -13,14 +14,10 @@ SPECIAL_IDS = (0, 1, 2, 3, 4)  # pad, unk, cls, sep, mask
 
 
 def tiny_teacher(layers: int = 4, seed: int = 0, num_labels: int = 2) -> BertForSequenceClassification:
-    config = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=num_labels,
+    config = tiny_bert_config(
+        num_labels,
+        layers,
+        VOCAB,
         id2label={i: f"label_{i}" for i in range(num_labels)},
         label2id={f"label_{i}": i for i in range(num_labels)},
     )

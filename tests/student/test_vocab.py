@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_bert_config
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -54,17 +55,8 @@ def bert_shape(config: BertConfig) -> ModelShape:
     )
 
 
-def tiny_config(**sizes: int) -> BertConfig:
-    base = dict(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
-    return BertConfig(**{**base, **sizes})
+def tiny_config(vocab_size: int = 99) -> BertConfig:
+    return tiny_bert_config(layers=2, vocab_size=vocab_size)
 
 
 def context(tok: BertTokenizer, texts: list[str]) -> BuildContext:
