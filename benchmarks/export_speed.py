@@ -47,32 +47,35 @@ def recipe_record(prep) -> dict:
     }
 
 
-def final_run(config: str, overrides: list[str], record: dict, proxy: dict, seed: int, threads: int) -> dict:
-    """One seed's final training of ``record`` in this process (or a worker's): test quality, steps, parameters."""
-    import torch
-
-    from autodistill.config import load_config
+def _final(prep, record: dict, proxy: dict, seed: int) -> dict:
+    """One seed's final training of ``record``: test quality, steps, parameters."""
     from autodistill.export.retrain import final_student
-    from autodistill.pipeline import prepare
 
-    torch.set_num_threads(threads)
-    prep = prepare(load_config(config, overrides), progress=False)
     run = final_student(prep, record, proxy, retrain=True, seed=seed)
     params = sum(p.numel() for p in run.run.build.export_model().parameters())
     return {"quality": run.test["quality"], "steps": run.spec.steps, "parameters": params}
 
 
-def final_runs(args: argparse.Namespace, jobs: list[tuple[dict, int]], proxy: dict) -> list[dict]:
-    """``final_run`` for each (record, seed): in this process, or ``--jobs`` worker processes of one thread each."""
+def _worker(config: str, overrides: list[str], record: dict, proxy: dict, seed: int) -> dict:
+    """``_final`` in a worker process of one thread (it prepares the data and teacher itself)."""
     import torch
 
-    if args.jobs <= 1:
-        return [final_run(args.config, args.set, rec, proxy, seed, torch.get_num_threads()) for rec, seed in jobs]
+    from autodistill.config import load_config
+    from autodistill.pipeline import prepare
+
+    torch.set_num_threads(1)
+    return _final(prepare(load_config(config, overrides), progress=False), record, proxy, seed)
+
+
+def final_runs(args: argparse.Namespace, prep, jobs: list[tuple[dict, int]], proxy: dict) -> list[dict]:
+    """``_final`` for each (record, seed): in this process with ``prep``, or in ``--jobs`` workers."""
+    if args.jobs == 1:
+        return [_final(prep, rec, proxy, seed) for rec, seed in jobs]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(final_run, args.config, args.set, rec, proxy, seed, 1) for rec, seed in jobs]
+        futures = [pool.submit(_worker, args.config, args.set, rec, proxy, seed) for rec, seed in jobs]
         return [f.result() for f in futures]
 
 
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs: must be >= 1, got {args.jobs}")
 
     from autodistill.config import load_config
     from autodistill.controller import Search, setup
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [cfg.seed + i for i in range(args.seeds)]
     t0 = time.perf_counter()
     jobs = [(chosen, seed) for seed in seeds[1:]] + [(recipe, seed) for seed in seeds]
-    runs = final_runs(args, jobs, proxy)  # the export above is the picked student's first seed
+    runs = final_runs(args, prep, jobs, proxy)  # the export above is the picked student's first seed
     picked_q = [s["test"]["quality"]] + [run["quality"] for run in runs[: len(seeds) - 1]]
     recipe_q = [run["quality"] for run in runs[len(seeds) - 1 :]]
     recipe_params = runs[-1]["parameters"]
