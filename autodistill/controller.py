@@ -140,7 +140,14 @@ def trial_cost(cfg: RunConfig, space: Any, prep: Prepared, sample: Any, probe_st
     spec = replace(spec, **{k: v for k, v in sample.train.items() if k != "lr"})
     start = time.perf_counter()
     run = distill_student(
-        prep, sample.student, replace(sample.loss, terms=terms), spec, indices, evaluate=None, keep_best=False
+        prep,
+        sample.student,
+        replace(sample.loss, terms=terms),
+        spec,
+        indices,
+        evaluate=None,
+        keep_best=False,
+        augment=cfg.distill.augment.in_search,
     )
     total = time.perf_counter() - start
     per_step = run.train.seconds / probe_steps
@@ -371,7 +378,16 @@ class Search:
                         f"{len(peers)} similar-size trials at step {step}"
                     )
 
-        run = distill_student(prep, sample.student, sample.loss, spec, indices, evaluate=on_checkpoint, keep_best=False)
+        run = distill_student(
+            prep,
+            sample.student,
+            sample.loss,
+            spec,
+            indices,
+            evaluate=on_checkpoint,
+            keep_best=False,
+            augment=cfg.distill.augment.in_search,
+        )
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()

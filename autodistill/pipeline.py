@@ -203,6 +203,7 @@ def distill_student(
     evaluate: Any = None,
     keep_best: bool | None = None,
     built: Any = None,
+    augment: bool = True,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
 
@@ -210,6 +211,8 @@ def distill_student(
     ``train.loop.StopTraining`` to end the run early (the search prunes with it).
     ``built`` (optional): a student already built (export passes one rebuilt from a trial's
     resolved record with ``student.build.rebuild_student``); ``student`` is then not used.
+    ``augment=False`` turns ``distill.augment`` off for this run (search proxies, unless
+    ``distill.augment.in_search``).
     """
     from autodistill.student.build import build_student
 
@@ -243,6 +246,7 @@ def distill_student(
             evaluate(step, q)
         return q
 
+    augmenter, labeller = _augmentation(prep, tmodel, loss_fn, qkv, spec.seed) if augment else (None, None)
     result = train(
         model,
         loss_fn,
@@ -257,10 +261,30 @@ def distill_student(
         evaluate=on_eval,
         keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best,
         progress=prep.progress,
+        augment=augmenter,
+        augment_teacher=labeller,
     )
     model.to("cpu")
     validation = student_quality(prep, model, "validation", id_map)
     return StudentRun(built, result, validation, id_map)
+
+
+def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list[int], seed: int) -> tuple:
+    """``distill.augment``: the augmenter and the live teacher that labels its copies (or Nones)."""
+    opts = prep.cfg.distill.augment
+    if opts.ratio <= 0:
+        return None, None
+    from autodistill.data.augment import Augmenter
+    from autodistill.train.teacher_signal import LiveTeacher
+
+    ctx = prep.build_context()
+    tok = prep.teacher.tokenizer
+    attention = loss_fn.teacher_attention_layers()
+    if attention and hasattr(tmodel, "set_attn_implementation"):
+        tmodel.set_attn_implementation("eager")
+    augmenter = Augmenter(opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed)
+    labeller = LiveTeacher(tmodel, loss_fn.teacher_hidden_layers(), attention, prep.teacher.label_order, qkv)
+    return augmenter, labeller
 
 
 def versions() -> dict[str, str]:

@@ -117,6 +117,27 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Teacher-labelled copies of each training batch (``data.augment``); ``ratio: 0`` is off.
+    They join full runs (``distill``, the export's final training); search proxies only with
+    ``in_search`` (it slows every trial)."""
+
+    ratio: float = 0.0  # copies per real example in each step
+    in_search: bool = False
+    splice_prob: float = 0.5
+    mask_prob: float = 0.1
+    replace_prob: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(0 <= self.ratio <= 4, "ratio", "must be in [0, 4]", self.ratio)
+        for name in ("splice_prob", "mask_prob", "replace_prob"):
+            value = getattr(self, name)
+            require(0 <= value <= 1, name, "must be in [0, 1]", value)
+        total = self.mask_prob + self.replace_prob
+        require(total <= 1, "replace_prob", "plus mask_prob must be <= 1", total)
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     mode: Literal["proxy", "full"] = "full"
     proxy_steps: int = 200
@@ -133,6 +154,7 @@ class DistillConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
     loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         require(self.proxy_steps >= 1, "proxy_steps", "must be >= 1", self.proxy_steps)

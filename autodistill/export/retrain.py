@@ -94,7 +94,8 @@ def final_student(
         keep_best = False
     if seed is not None:
         spec = replace(spec, seed=seed)
-    run = distill_student(prep, None, loss, spec, indices, keep_best=keep_best, built=built)
+    augment = retrain or cfg.distill.augment.in_search  # --no-retrain reruns the proxy as the search ran it
+    run = distill_student(prep, None, loss, spec, indices, keep_best=keep_best, built=built, augment=augment)
     test = student_quality(prep, run.build.model, "test", run.token_id_map)
     recorded = float(trial["objectives"]["quality"])
     return FinalStudent(

@@ -19,12 +19,13 @@ import torch
 from tqdm.auto import tqdm
 
 from autodistill.data import Encoded, batch_indices, collate
+from autodistill.data.augment import stack
 from autodistill.errors import TrainingError
 from autodistill.losses.base import DistillBatch
 from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
 from autodistill.train.device import autocast, resolve_device
-from autodistill.train.teacher_signal import TeacherSignal
+from autodistill.train.teacher_signal import TeacherSignal, stack_targets
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -82,12 +83,18 @@ def train(
     keep_best: bool = False,
     progress: bool = True,
     desc: str = "distill",
+    augment: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None,
+    augment_teacher: TeacherSignal | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` optimiser steps on ``encoded[indices]``.
 
     ``evaluate(step) -> quality`` runs every ``spec.eval_every`` steps and at the end; with
     ``keep_best`` the weights of the best evaluation are restored at the end.
+    ``augment(batch, step)`` (optional) adds copies of each batch that ``augment_teacher`` labels
+    (``data.augment``); the step count is unchanged, each step sees the copies as well.
     """
+    if augment is not None and (augment_teacher is None or teacher is None):
+        raise ValueError("train(augment=...) needs teacher and augment_teacher (the copies' labeller).")
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
     model.to(device).train()
@@ -123,6 +130,10 @@ def train(
             idx = next(batches)
             batch = collate(encoded, idx, pad_id)
             targets = teacher.targets(idx, batch, device) if teacher is not None else {}
+            if augment is not None:
+                extra = augment(batch, step)
+                targets = stack_targets(targets, augment_teacher.targets(None, extra, device))
+                batch = stack(batch, extra)
             inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
             if id_map is not None:
                 inputs["input_ids"] = id_map[inputs["input_ids"]]

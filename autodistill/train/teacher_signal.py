@@ -61,3 +61,18 @@ class LiveTeacher:
         if self.attention:
             res["teacher_attentions"] = {j: out.attentions[j].float() for j in self.attention}
         return res
+
+
+def stack_targets(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Targets of two batches of the same width, stacked along the batch (real, then augmented)."""
+    out: dict[str, Any] = {}
+    for key, a in first.items():
+        b = second[key]
+        if isinstance(a, torch.Tensor):
+            out[key] = torch.cat([a, b])
+        else:  # per-layer dicts of tensors, or of tuples (q, k, v)
+            out[key] = {
+                j: torch.cat([t, b[j]]) if isinstance(t, torch.Tensor) else tuple(torch.cat(p) for p in zip(t, b[j]))
+                for j, t in a.items()
+            }
+    return out

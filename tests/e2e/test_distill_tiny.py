@@ -90,3 +90,31 @@ def test_bad_config_fails_before_any_work(tiny_run, capsys):
     err = capsys.readouterr().err
     assert "'distill.loss.weighting.name'" in err and "uncertainty" in err
     assert not (tmp / "out").exists()
+
+
+def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeypatch):
+    from autodistill.config import load_config
+    from autodistill.data.augment import Augmenter
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    cfg = load_config(path, ["distill.augment.ratio=1", "distill.max_steps=12"])
+    prep = prepare(cfg, progress=False)
+    calls = []
+    original = Augmenter.__call__
+
+    def counted(self, batch, step):
+        out = original(self, batch, step)
+        calls.append(len(out["labels"]))
+        return out
+
+    monkeypatch.setattr(Augmenter, "__call__", counted)
+    student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
+    run = distill_student(prep, student, loss)
+    assert run.train.steps == 12 and calls == [16] * 12  # one copy per real example, every step
+    assert run.validation["accuracy"] > 0.6
+    calls.clear()
+    off = distill_student(prep, student, loss, augment=False)
+    assert off.train.steps == 12 and calls == []
+    assert off.train.history[-1]["loss"] != run.train.history[-1]["loss"]

@@ -144,3 +144,61 @@ def test_keep_best_restores_the_best_weights(tiny):
     )
     best = snapshots[0]
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+class Spy(torch.nn.Module):
+    """CE + KL that records what each step's loss saw."""
+
+    needs = frozenset()
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, batch):
+        self.seen.append((batch.labels.clone(), batch.teacher_logits.clone(), batch.student_logits.shape[0]))
+        ce = torch.nn.functional.cross_entropy(batch.student_logits, batch.labels)
+        kl = torch.nn.functional.kl_div(
+            batch.student_logits.log_softmax(-1),
+            batch.teacher_logits.log_softmax(-1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        return ce + kl, {"ce": float(ce.detach()), "kl": float(kl.detach())}
+
+
+def test_augmented_copies_join_each_step_labelled_by_the_teacher_alone(tiny, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from autodistill.config.run import AugmentConfig
+    from autodistill.data import token_counts
+    from autodistill.data.augment import IGNORE, Augmenter
+    from autodistill.train.teacher_signal import LiveTeacher
+
+    model, _, enc, pad = tiny
+    tok = tiny_tokenizer(tmp_path / "tok2")
+    teacher = BertForSequenceClassification(tiny_bert_config(vocab_size=len(tok), layers=2)).eval()
+    copies = []
+
+    def augment(batch, step):
+        out = Augmenter(AugmentConfig(ratio=0.5), token_counts(enc, len(tok)), tuple(tok.all_special_ids), 4, pad, 0)(
+            batch, step
+        )
+        copies.append(out)
+        return out
+
+    spy = Spy()
+    live = LiveTeacher(teacher)
+    spec = TrainSpec(steps=3, batch_size=8, lr=1e-3)
+    res = train(
+        model, spy, enc, np.arange(40), spec, pad, teacher=live, augment=augment, augment_teacher=live, progress=False
+    )
+    assert res.steps == 3 and len(spy.seen) == 3
+    for (labels, teacher_logits, rows), extra in zip(spy.seen, copies):
+        assert rows == 12 and (labels[8:] == IGNORE).all() and (labels[:8] != IGNORE).all()
+        with torch.no_grad():
+            expected = teacher(input_ids=extra["input_ids"], attention_mask=extra["attention_mask"]).logits
+        assert torch.allclose(teacher_logits[8:], expected, atol=1e-5)
+    assert all(np.isfinite(h["loss"]) for h in res.history)
+    with pytest.raises(ValueError, match="augment_teacher"):
+        train(model, spy, enc, np.arange(40), spec, pad, teacher=live, augment=augment, progress=False)

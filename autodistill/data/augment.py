@@ -1,0 +1,115 @@
+"""Augmented copies of a training batch, labelled by the teacher alone (no gold label).
+
+A small student learns the teacher's function better from more inputs than the labelled set holds
+(TinyBERT's data augmentation, Jiao et al. 2020; Hinton et al. 2015 on transfer sets). Offline
+there is no masked LM or word-vector table to propose replacements, so the copies are made from
+the batch itself, in token ids:
+
+- splice (single-segment inputs): the start of one example joined to the end of another, so the
+  teacher's soft label for a mixed text carries graded information;
+- mask: a token becomes the tokenizer's mask token;
+- replace: a token becomes one drawn from the training set's unigram distribution.
+
+Special tokens (``[CLS]``, ``[SEP]``, padding) are never touched; copies keep the batch's width, so
+they stack under the real examples. Labels of the copies are ``IGNORE`` (cross-entropy skips them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+IGNORE = -100  # torch cross-entropy's default ignore_index
+
+
+class Augmenter:
+    """``augmenter(batch, step)`` -> a batch of augmented copies (same keys and width, no ``index``)."""
+
+    def __init__(
+        self,
+        options: Any,  # config.run.AugmentConfig: ratio, splice_prob, mask_prob, replace_prob
+        token_counts: np.ndarray,
+        special_ids: tuple[int, ...],
+        mask_id: int | None,
+        pad_id: int,
+        seed: int,
+    ) -> None:
+        self.options = options
+        self.pad_id = pad_id
+        self.special = np.asarray(sorted(special_ids), dtype=np.int64)
+        self.mask_id = mask_id
+        self.seed = seed
+        counts = np.asarray(token_counts, dtype=np.float64).copy()
+        counts[self.special[self.special < len(counts)]] = 0
+        total = counts.sum()
+        self.unigram = counts / total if total > 0 else None
+
+    def __call__(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step])
+        ids = batch["input_ids"].numpy()
+        mask = batch["attention_mask"].numpy()
+        types = batch.get("token_type_ids")
+        single = types is None or not bool(types.any())
+        n = max(1, round(self.options.ratio * len(ids)))
+        rows = rng.choice(len(ids), size=n, replace=n > len(ids))
+        out_ids = np.full((n, ids.shape[1]), self.pad_id, dtype=np.int64)
+        out_mask = np.zeros_like(out_ids)
+        for r, i in enumerate(rows):
+            seq = ids[i, : mask[i].sum()]
+            if single and rng.random() < self.options.splice_prob:
+                j = int(rng.integers(len(ids)))
+                seq = self._splice(seq, ids[j, : mask[j].sum()], ids.shape[1], rng)
+            seq = self._perturb(seq, rng)
+            out_ids[r, : len(seq)] = seq
+            out_mask[r, : len(seq)] = 1
+        out = {"input_ids": torch.from_numpy(out_ids), "attention_mask": torch.from_numpy(out_mask)}
+        if types is not None:
+            out["token_type_ids"] = types[torch.from_numpy(rows)].clone() * torch.from_numpy(out_mask)
+        out["labels"] = torch.full((n,), IGNORE, dtype=torch.long)
+        return out
+
+    def _content(self, seq: np.ndarray) -> tuple[int, int]:
+        """The span of ``seq`` between its leading and trailing special tokens."""
+        special = np.isin(seq, self.special)
+        start = 0
+        while start < len(seq) and special[start]:
+            start += 1
+        end = len(seq)
+        while end > start and special[end - 1]:
+            end -= 1
+        return start, end
+
+    def _splice(self, a: np.ndarray, b: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
+        a0, a1 = self._content(a)
+        b0, b1 = self._content(b)
+        if a1 - a0 < 2 or b1 - b0 < 2:
+            return a
+        cut_a = int(rng.integers(a0 + 1, a1))
+        cut_b = int(rng.integers(b0 + 1, b1))
+        head, tail = a[:cut_a], b[cut_b:b1]
+        room = width - len(head) - (len(a) - a1)
+        return np.concatenate([head, tail[: max(0, room)], a[a1:]])
+
+    def _perturb(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        o = self.options
+        seq = seq.copy()
+        start, end = self._content(seq)
+        if end <= start:
+            return seq
+        draw = rng.random(end - start)
+        span = seq[start:end]
+        if self.mask_id is not None and o.mask_prob > 0:
+            span[draw < o.mask_prob] = self.mask_id
+        if self.unigram is not None and o.replace_prob > 0:
+            pick = (draw >= o.mask_prob) & (draw < o.mask_prob + o.replace_prob)
+            if pick.any():
+                span[pick] = rng.choice(len(self.unigram), size=int(pick.sum()), p=self.unigram)
+        seq[start:end] = span
+        return seq
+
+
+def stack(batch: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The real batch with its augmented copies below it (same width)."""
+    return {k: torch.cat([v, extra[k]]) for k, v in batch.items() if k in extra}

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import sentiment_rows, tiny_tokenizer
+
+from autodistill.config.run import AugmentConfig
+from autodistill.config.schema import Invalid
+from autodistill.data import collate, encode, token_counts
+from autodistill.data.augment import IGNORE, Augmenter, stack
+from autodistill.data.types import TextSplit
+
+
+@pytest.fixture
+def setup(tmp_path):
+    tok = tiny_tokenizer(tmp_path / "tok")
+    rows = sentiment_rows(64)
+    split = TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+    enc = encode(split, tok, 32)
+    counts = token_counts(enc, len(tok))
+    specials = tuple(sorted(set(tok.all_special_ids)))
+
+    def make(**opts):
+        return Augmenter(AugmentConfig(**opts), counts, specials, tok.mask_token_id, tok.pad_token_id, seed=5)
+
+    return tok, enc, make, collate(enc, np.arange(16), tok.pad_token_id)
+
+
+def test_copies_keep_width_and_specials_and_carry_no_label(setup):
+    tok, _, make, batch = setup
+    out = make(ratio=1.0)(batch, step=1)
+    assert out["input_ids"].shape == batch["input_ids"].shape
+    assert set(out) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert (out["labels"] == IGNORE).all()
+    for ids, mask in zip(out["input_ids"], out["attention_mask"]):
+        n = int(mask.sum())
+        assert ids[0] == tok.cls_token_id and ids[n - 1] == tok.sep_token_id
+        assert (ids[n:] == tok.pad_token_id).all() and mask[:n].all()
+
+
+def test_seeded_by_step(setup):
+    _, _, make, batch = setup
+    aug = make(ratio=1.0)
+    assert torch.equal(aug(batch, 3)["input_ids"], make(ratio=1.0)(batch, 3)["input_ids"])
+    assert not torch.equal(aug(batch, 3)["input_ids"], aug(batch, 4)["input_ids"])
+
+
+def test_mask_and_replace_touch_only_content_and_draw_seen_tokens(setup):
+    tok, enc, make, batch = setup
+    out = make(ratio=1.0, splice_prob=0.0, mask_prob=1.0, replace_prob=0.0)(batch, 1)
+    content = (out["attention_mask"] == 1) & ~torch.isin(out["input_ids"], torch.tensor(tok.all_special_ids))
+    n = out["attention_mask"].sum(1)
+    assert (n >= 3).all()  # every example has content
+    masked = out["input_ids"][out["attention_mask"] == 1]
+    assert set(masked.tolist()) == {tok.cls_token_id, tok.sep_token_id, tok.mask_token_id}
+    assert not content.any()  # all content became [MASK], a special token
+    out = make(ratio=1.0, splice_prob=0.0, mask_prob=0.0, replace_prob=1.0)(batch, 1)
+    seen = set(np.concatenate(enc.input_ids).tolist()) - set(tok.all_special_ids)
+    ids = out["input_ids"][out["attention_mask"] == 1].tolist()
+    assert {i for i in ids if i not in tok.all_special_ids} <= seen
+
+
+def test_ratio_sets_the_number_of_copies_and_splice_mixes_examples(setup):
+    tok, _, make, batch = setup
+    assert len(make(ratio=0.5)(batch, 1)["labels"]) == 8
+    assert len(make(ratio=2.0)(batch, 1)["labels"]) == 32
+    out = make(ratio=2.0, splice_prob=1.0, mask_prob=0.0, replace_prob=0.0)(batch, 2)
+    rows = {tuple(r[m == 1].tolist()) for r, m in zip(batch["input_ids"], batch["attention_mask"])}
+    new = [tuple(r[m == 1].tolist()) for r, m in zip(out["input_ids"], out["attention_mask"])]
+    assert sum(r not in rows for r in new) > len(new) // 2  # most copies are new texts
+
+
+def test_stack_puts_copies_below(setup):
+    _, _, make, batch = setup
+    extra = make(ratio=0.5)(batch, 1)
+    both = stack(batch, extra)
+    assert both["input_ids"].shape == (24, batch["input_ids"].shape[1]) and "index" not in both
+    assert torch.equal(both["labels"][:16], batch["labels"]) and (both["labels"][16:] == IGNORE).all()
+
+
+@pytest.mark.parametrize(
+    "opts, key",
+    [
+        ({"ratio": 5}, "ratio"),
+        ({"mask_prob": 1.5}, "mask_prob"),
+        ({"mask_prob": 0.6, "replace_prob": 0.6}, "replace_prob"),
+    ],
+)
+def test_bad_options_name_the_key(opts, key):
+    with pytest.raises(Invalid) as err:
+        AugmentConfig(**opts)
+    assert err.value.key == key
