@@ -11,7 +11,9 @@
    against fp32 ONNX at batch 32 with the test accuracy of each (target >= 1.5x faster, within 1
    point); and that student against DistilBERT's recipe (``depth`` 3 layers ``uniform``, CE + KL
    with alpha 0.5 and T = 2, the same final training length), test accuracy and parameters, the
-   median of ``--seeds`` seeds (target: equal or better accuracy at fewer parameters).
+   median of ``--seeds`` seeds (target: equal or better accuracy at fewer parameters). The recipe
+   trains without ``distill.augment`` (not part of it) for the same number of steps; the table
+   says how many augmented copies per example each side saw.
 """
 
 from __future__ import annotations
@@ -67,15 +69,32 @@ def _worker(config: str, overrides: list[str], record: dict, proxy: dict, seed: 
     return _final(prepare(load_config(config, overrides), progress=False), record, proxy, seed)
 
 
-def final_runs(args: argparse.Namespace, prep, jobs: list[tuple[dict, int]], proxy: dict) -> list[dict]:
-    """``_final`` for each (record, seed): in this process with ``prep``, or in ``--jobs`` workers."""
+PLAIN = ["distill.augment.ratio=0"]  # the recipe's final training: no augmented copies
+
+
+def plain(prep):
+    """``prep`` with ``distill.augment`` off (shares the data, teacher and cache)."""
+    from dataclasses import replace
+
+    from autodistill.config.run import AugmentConfig
+
+    cfg = prep.cfg
+    return replace(prep, cfg=replace(cfg, distill=replace(cfg.distill, augment=AugmentConfig())))
+
+
+def final_runs(args: argparse.Namespace, prep, jobs: list[tuple[dict, int, bool]], proxy: dict) -> list[dict]:
+    """``_final`` for each (record, seed, augmented): in this process with ``prep``, or in ``--jobs``
+    workers; ``augmented=False`` turns ``distill.augment`` off for that run."""
     if args.jobs == 1:
-        return [_final(prep, rec, proxy, seed) for rec, seed in jobs]
+        return [_final(prep if aug else plain(prep), rec, proxy, seed) for rec, seed, aug in jobs]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, args.config, args.set, rec, proxy, seed) for rec, seed in jobs]
+        futures = [
+            pool.submit(_worker, args.config, args.set + ([] if aug else PLAIN), rec, proxy, seed)
+            for rec, seed, aug in jobs
+        ]
         return [f.result() for f in futures]
 
 
@@ -149,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipe_record(prep)
     seeds = [cfg.seed + i for i in range(args.seeds)]
     t0 = time.perf_counter()
-    jobs = [(chosen, seed) for seed in seeds[1:]] + [(recipe, seed) for seed in seeds]
+    jobs = [(chosen, seed, True) for seed in seeds[1:]] + [(recipe, seed, False) for seed in seeds]
     runs = final_runs(args, prep, jobs, proxy)  # the export above is the picked student's first seed
     picked_q = [s["test"]["quality"]] + [run["quality"] for run in runs[: len(seeds) - 1]]
     recipe_q = [run["quality"] for run in runs[len(seeds) - 1 :]]
@@ -170,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{' '.join(f'{q:.4f}' for q in picked_q)}"
     )
     print(f"{'final training steps':<26}{steps['recipe']:>14}{steps['picked']:>14}")
+    copies = cfg.distill.augment.ratio
+    print(f"{'augmented copies/example':<26}{0:>14g}{copies:>14g}   (teacher-labelled, distill.augment)")
     verdict = statistics.median(picked_q) >= statistics.median(recipe_q) and s["parameters"]["total"] < recipe_params
     print(f"target (equal or better accuracy at fewer parameters): {'met' if verdict else 'NOT met'}")
     summary = {

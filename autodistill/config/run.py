@@ -118,7 +118,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Teacher-labelled copies of each training batch (``data.augment``); ``ratio: 0`` is off.
+    """Teacher-labelled copies of each training batch (``autodistill.data.augment``); ``ratio: 0`` is off.
     They join full runs (``distill``, the export's final training); search proxies only with
     ``in_search`` (it slows every trial)."""
 

@@ -14,7 +14,7 @@ build code the search used) and distilled by ``pipeline.distill_student``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,7 @@ class FinalStudent:
     test: dict[str, float]
     proxy_validation: float  # the search's estimate (recorded on the trial)
     reproduced_validation: float | None = None  # --no-retrain: the rerun's validation quality
+    augment: dict[str, Any] | None = None  # distill.augment's options when its copies were used
 
 
 def final_student(
@@ -106,4 +107,5 @@ def final_student(
         test,
         recorded,
         None if retrain else float(run.validation["quality"]),
+        asdict(cfg.distill.augment) if augment and cfg.distill.augment.ratio > 0 else None,
     )

@@ -135,7 +135,7 @@ def _result(
     mode_text = (
         f"full-length distillation on the whole training split ({final.spec.steps} steps, "
         f"{final.n_examples:,} examples, "
-        f"best validation checkpoint kept)"
+        f"best validation checkpoint kept{_augment_text(final.augment)})"
         if final.mode == "retrained"
         else f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
         "examples; not retrained)"
@@ -173,6 +173,7 @@ def _result(
             "seconds": round(run.train.seconds, 1),
             "best_step": run.train.best_step,
             "evals": run.train.evals,
+            "augment": final.augment,
         },
         "student": {
             "validation": run.validation,
@@ -301,3 +302,13 @@ def _log_mlflow(
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
     return tracker.log_export(folder, s["kind"], register, metrics)
+
+
+def _augment_text(augment: dict[str, Any] | None) -> str:
+    if not augment:
+        return ""
+    return (
+        "; each step also saw teacher-labelled augmented copies of its examples "
+        f"(ratio {augment['ratio']:g}, splice {augment['splice_prob']:g}, mask {augment['mask_prob']:g}, "
+        f"replace {augment['replace_prob']:g})"
+    )

@@ -205,3 +205,22 @@ def test_quickstart_notebook_runs_top_to_bottom(searched, home, tmp_path, monkey
     assert Path(exported["path"]) == Path(cfg.output_dir) / "export-notebook"
     assert (Path(exported["path"]) / "onnx" / "model.onnx").exists()
     assert namespace["logits"].shape == (1, 2)
+
+
+def test_final_training_with_augmented_copies_says_so_on_the_card(searched, home, tmp_path):
+    from autodistill import api
+
+    path, _, _ = searched
+    overrides = ["tracking.enabled=false", "distill.augment.ratio=1"]
+    r = api.export(path, trial=0, out=tmp_path / "aug", overrides=overrides, progress=False)
+    assert r["train"]["mode"] == "retrained" and r["train"]["augment"]["ratio"] == 1.0
+    card = (tmp_path / "aug" / "README.md").read_text()
+    assert "teacher-labelled augmented copies" in card and "ratio 1" in card
+    plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=overrides[:1], progress=False)
+    assert plain["train"]["augment"] is None
+    assert "augmented" not in (tmp_path / "plain" / "README.md").read_text()
+    # the proxy rerun (--no-retrain) stays as the search ran it: no copies unless in_search
+    proxy = api.export(path, trial=0, retrain=False, out=tmp_path / "proxy", overrides=overrides, progress=False)
+    assert proxy["train"]["augment"] is None
+    recorded = proxy["proxy"]["validation_quality"]
+    assert proxy["proxy"]["reproduced_validation_quality"] == pytest.approx(recorded, abs=1e-9)
