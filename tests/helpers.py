@@ -51,6 +51,16 @@ def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
+def sentiment_split(n: int, seed: int = 0):
+    """``sentiment_rows`` as a TextSplit (label 1 = positive)."""
+    import numpy as np
+
+    from autodistill.data.types import TextSplit
+
+    rows = sentiment_rows(n, seed)
+    return TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

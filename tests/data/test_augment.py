@@ -3,20 +3,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import sentiment_rows, tiny_tokenizer
+from helpers import sentiment_split, tiny_tokenizer
 
 from autodistill.config.run import AugmentConfig
 from autodistill.config.schema import Invalid
 from autodistill.data import collate, encode, token_counts
 from autodistill.data.augment import IGNORE, Augmenter, stack
-from autodistill.data.types import TextSplit
 
 
 @pytest.fixture
 def setup(tmp_path):
     tok = tiny_tokenizer(tmp_path / "tok")
-    rows = sentiment_rows(64)
-    split = TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+    split = sentiment_split(64)
     enc = encode(split, tok, 32)
     counts = token_counts(enc, len(tok))
     specials = tuple(sorted(set(tok.all_special_ids)))

@@ -3,10 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import sentiment_rows, tiny_bert_config, tiny_tokenizer
+from helpers import sentiment_split, tiny_bert_config, tiny_tokenizer
 
 from autodistill.data import Encoded, encode
-from autodistill.data.types import TextSplit
 from autodistill.errors import AutodistillError
 from autodistill.teacher.cache import TeacherCache
 from autodistill.train.teacher_signal import LiveTeacher
@@ -21,8 +20,7 @@ def setup(tmp_path):
     cfg = tiny_bert_config(vocab_size=len(tok))
     cfg._attn_implementation = "eager"
     model = BertForSequenceClassification(cfg).eval()
-    rows = sentiment_rows(40)
-    split = TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+    split = sentiment_split(40)
     enc = {"train": encode(split, tok, 32), "validation": encode(split.select(np.arange(10)), tok, 32)}
     return model, tok, enc
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import sentiment_rows, tiny_bert_config, tiny_tokenizer
+from helpers import sentiment_split, tiny_bert_config, tiny_tokenizer
 
 from autodistill.data import encode
-from autodistill.data.types import TextSplit
 from autodistill.errors import TrainingError
 from autodistill.losses import CompositeLoss, LossDims
 from autodistill.specs import LossSpec, Step, TrainSpec
@@ -18,8 +17,7 @@ def tiny(tmp_path):
     from transformers import BertForSequenceClassification
 
     tok = tiny_tokenizer(tmp_path / "tok")
-    rows = sentiment_rows(120)
-    split = TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
+    split = sentiment_split(120)
     enc = encode(split, tok, 32)
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_bert_config(vocab_size=len(tok), layers=2))
