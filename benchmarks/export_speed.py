@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'latency b32 (ms)':<26}{f_b32:>14.2f}{i_b32:>14.2f}   speedup {f_b32 / i_b32:.2f}x (target >= 1.5x)")
     print(
         f"{'test ' + metric:<26}{f32['test_quality']:>14.4f}{i8['test_quality']:>14.4f}"
-        f"   difference {100 * (f32['test_quality'] - i8['test_quality']):+.2f} points (target within 1)"
+        f"   int8 minus fp32 {100 * (i8['test_quality'] - f32['test_quality']):+.2f} points (target within 1)"
     )
     print(f"{'size MB':<26}{f32['size_mb']:>14.2f}{i8['size_mb']:>14.2f}\n")
 
