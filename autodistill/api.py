@@ -111,6 +111,7 @@ def export(
     min_quality: float | None = None,
     min_relative_quality: float | None = None,
     trial: int | None = None,
+    candidates: int = 1,
     retrain: bool = True,
     formats: str = "hf",
     out: str | Path | None = None,
@@ -132,6 +133,7 @@ def export(
         min_quality=min_quality,
         min_relative_quality=min_relative_quality,
         trial=trial,
+        candidates=candidates,
     )
     return run_export(
         load(config, overrides),

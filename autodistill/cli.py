@@ -161,6 +161,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         min_quality=args.min_quality,
         min_relative_quality=args.min_relative_quality,
         trial=args.trial,
+        candidates=args.candidates,
         formats=args.formats,
         out=args.out,
         retrain=not args.no_retrain,
@@ -172,6 +173,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     s, t, p = r["student"], r["teacher"], r["pick"]
     print(f"exported trial {p['trial']} ({p['rule']}; {s['kind']} student) to {r['path']}")
     print(f"  {r['train']['mode_text']}")
+    for c in p.get("candidates") or []:
+        print(
+            f"  candidate trial {c['trial']}: validation {c['final_validation']:.4f} (proxy {c['proxy_validation']:.4f})"
+        )
     metric = r["metric"]
     print(f"{'':<30}{'teacher':>12}{'student':>12}")
     print(f"{'test ' + metric:<30}{t['test']['quality']:>12.4f}{s['test']['quality']:>12.4f}")
@@ -215,6 +220,12 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         help="smallest student with validation quality >= R x the teacher's",
     )
     p.add_argument("--trial", type=int, default=None, help="export this trial number")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        help="with limit flags: train the best K trials in full and keep the best validation (K times the work)",
+    )
     p.add_argument(
         "--no-retrain",
         action="store_true",

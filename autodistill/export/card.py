@@ -55,6 +55,7 @@ def model_card(r: dict[str, Any]) -> str:
         f"Made by autodistill from study `{r['study']['name']}`: trial {pick['trial']} picked by {pick['rule']}"
         + (" (on the Pareto front)." if pick["on_front"] else " (not on the Pareto front: best under the rule)."),
         "",
+        *_candidates(pick.get("candidates") or []),
         "## Use",
         "",
         _how_to_load(s["kind"], r.get("out_name", ".")),
@@ -145,3 +146,13 @@ def model_card(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _candidates(rows: list[dict[str, Any]]) -> list[str]:
+    """The candidates' line: each final-trained, the best validation kept."""
+    if not rows:
+        return []
+    each = "; ".join(
+        f"trial {c['trial']}: {c['final_validation']:.4f} (proxy {c['proxy_validation']:.4f})" for c in rows
+    )
+    return [f"The {len(rows)} best trials under the rule were each trained in full; validation after it: {each}.", ""]

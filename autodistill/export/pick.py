@@ -41,6 +41,7 @@ class PickRule:
     min_quality: float | None = None
     min_relative_quality: float | None = None
     trial: int | None = None
+    candidates: int = 1  # the best K under the limits are final-trained; the best validation wins
 
     def __post_init__(self) -> None:
         for flag, v in (
@@ -65,6 +66,19 @@ class PickRule:
                 raise PickError(
                     f"The '--trial' option picks one trial and cannot be combined with {', '.join(others)}."
                 )
+        if self.candidates < 1:
+            raise PickError(f"The '--candidates' option must be >= 1. Got {self.candidates} instead.")
+        ranks_by_quality = self.limited and self.min_quality is None and self.min_relative_quality is None
+        if self.candidates > 1 and not ranks_by_quality:
+            raise PickError(
+                "The '--candidates' option compares the best trials under limits (--max-params, --max-latency-ms, "
+                "--max-size-mb, --min-speedup); it cannot be used with a quality floor, --trial or the knee."
+            )
+
+    @property
+    def limited(self) -> bool:
+        limits = (self.max_params, self.max_latency_ms, self.max_size_mb, self.min_speedup)
+        return any(v is not None for v in limits)
 
     def _flags(self) -> dict[str, Any]:
         return {
@@ -85,7 +99,8 @@ class PickRule:
         given = {f: v for f, v in self._flags().items() if v is not None}
         if not given:
             return "the knee of the Pareto front"
-        return " ".join(f"{f} {v}" for f, v in given.items())
+        text = " ".join(f"{f} {v}" for f, v in given.items())
+        return text + (f" --candidates {self.candidates}" if self.candidates > 1 else "")
 
 
 def parameters(r: dict[str, Any]) -> float:
@@ -152,6 +167,14 @@ def pick(
     records: list[dict[str, Any]], rule: PickRule, objectives: list[str], teacher_quality: float | None = None
 ) -> dict[str, Any]:
     """The record the rule picks. Raises PickError listing the closest trials when none fits."""
+    return pick_candidates(records, rule, objectives, teacher_quality)[0]
+
+
+def pick_candidates(
+    records: list[dict[str, Any]], rule: PickRule, objectives: list[str], teacher_quality: float | None = None
+) -> list[dict[str, Any]]:
+    """The rule's pick first, then (``rule.candidates`` > 1) the next best trials under its limits
+    by validation quality, up to ``rule.candidates`` in all."""
     if not records:
         raise PickError("The study has no finished feasible trial to pick from. Run `autodistill search CONFIG` first.")
     if rule.trial is not None:
@@ -162,11 +185,10 @@ def pick(
                 f"The '--trial' option names trial {rule.trial}, which is not a finished feasible trained trial. "
                 f"Choose one of: {have}."
             )
-        return found[0]
+        return found[:1]
     floor = quality_floor(rule, teacher_quality)
-    limited = any(v is not None for v in (rule.max_params, rule.max_latency_ms, rule.max_size_mb, rule.min_speedup))
-    if floor is None and not limited:
-        return knee_of(records, objectives)
+    if floor is None and not rule.limited:
+        return [knee_of(records, objectives)]
     ok = [r for r in records if not any(_violations(r, rule, floor).values())]
     if not ok:
         raise PickError(
@@ -176,8 +198,8 @@ def pick(
             + closest_table(records, rule, floor)
         )
     if floor is not None:  # the smallest that meets the floor; ties to the better one
-        return min(ok, key=lambda r: (parameters(r), -quality(r)))
-    return max(ok, key=lambda r: (quality(r), -parameters(r)))
+        return [min(ok, key=lambda r: (parameters(r), -quality(r)))]
+    return sorted(ok, key=lambda r: (-quality(r), parameters(r)))[: rule.candidates]
 
 
 def closest(records: list[dict[str, Any]], rule: PickRule, floor: float | None, n: int = 3) -> list[dict[str, Any]]:

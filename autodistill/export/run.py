@@ -21,7 +21,7 @@ from autodistill.config.run import RunConfig
 from autodistill.errors import ConfigError
 from autodistill.export.atomic import atomic_folder
 from autodistill.export.card import model_card
-from autodistill.export.pick import PickRule, pick
+from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 
 FORMATS = ("hf", "onnx", "int8")
@@ -69,6 +69,10 @@ def run_export(
 
     rule = rule or PickRule()
     fmts = parse_formats(formats)
+    if rule.candidates > 1 and not retrain:
+        raise PickError(
+            "The '--candidates' option compares full-length trainings; it cannot be used with --no-retrain."
+        )
     if register and not cfg.tracking.enabled:
         raise ConfigError("The '--register' option needs MLflow tracking; 'tracking.enabled' is false in the config.")
     s = setup(cfg, storage, study_name)
@@ -78,17 +82,12 @@ def run_export(
     if not rule.needs_teacher:  # fail fast, before the teacher and data are loaded
         pick(records, rule, objectives)
     prep = prepare(cfg, progress=progress)
-    chosen = pick(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
-    torch.manual_seed(cfg.seed)  # adapters a transform adds at build time start from a seeded state
-    final = final_student(
-        prep,
-        chosen,
-        {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples},
-        retrain=retrain,
-        seed=seed,
-    )
+    picked = pick_candidates(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
+    proxy = {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples}
+    chosen, final, compared = _final_of(prep, picked, proxy, retrain, seed, cfg.seed)
     target = Path(out) if out is not None else Path(cfg.output_dir) / "export"
     result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
+    result["pick"]["candidates"] = compared
     with atomic_folder(target) as tmp:
         _write_hf(final, prep, tmp)
         from autodistill.search.front import plot_front
@@ -103,6 +102,28 @@ def run_export(
         result["mlflow"] = _log_mlflow(cfg, s.study_name, target, result, register)
 
     return result
+
+
+def _final_of(
+    prep: Any, picked: list[dict], proxy: dict[str, int], retrain: bool, seed: int | None, cfg_seed: int
+) -> tuple[dict, FinalStudent, list[dict[str, Any]]]:
+    """Final-train each candidate (best proxy first); keep the one whose final training scores best on
+    validation (ties to the better proxy). Test metrics play no part in the choice."""
+    best: tuple[dict, FinalStudent] | None = None
+    compared = []
+    for i, chosen in enumerate(picked):
+        if len(picked) > 1 and prep.progress:
+            print(f"candidate {i + 1}/{len(picked)}: trial {chosen['number']}", flush=True)
+        torch.manual_seed(cfg_seed)  # adapters a transform adds at build time start from a seeded state
+        final = final_student(prep, chosen, proxy, retrain=retrain, seed=seed)
+        validation = float(final.run.validation["quality"])
+        compared.append(
+            {"trial": chosen["number"], "proxy_validation": final.proxy_validation, "final_validation": validation}
+        )
+        if best is None or validation > float(best[1].run.validation["quality"]):
+            best = (chosen, final)
+    assert best is not None
+    return best[0], best[1], compared if len(picked) > 1 else []
 
 
 def _write_hf(final: FinalStudent, prep: Any, folder: Path) -> None:

@@ -161,6 +161,9 @@ def test_cli_rule_nobody_meets_names_the_flag(searched, home, capsys):
     code = main(["export", str(path), "--max-params", "10", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "--max-params" in err and "Closest trials" in err and "trial " in err
+    code = main(["export", str(path), "--candidates", "2", "--quiet"])  # the knee has no runners-up
+    err = capsys.readouterr().err
+    assert code == 2 and "'--candidates'" in err
 
 
 def test_python_api_pareto_and_export_by_speedup(searched, home, tmp_path):
@@ -224,3 +227,22 @@ def test_final_training_with_augmented_copies_says_so_on_the_card(searched, home
     assert proxy["train"]["augment"] is None
     recorded = proxy["proxy"]["validation_quality"]
     assert proxy["proxy"]["reproduced_validation_quality"] == pytest.approx(recorded, abs=1e-9)
+
+
+def test_candidates_are_trained_in_full_and_the_best_validation_is_kept(searched, home, tmp_path):
+    from autodistill import api
+    from autodistill.export.pick import PickError
+
+    path, _, _ = searched
+    overrides = ["tracking.enabled=false"]
+    r = api.export(path, max_params=10**9, candidates=2, out=tmp_path / "cand", overrides=overrides, progress=False)
+    rows = r["pick"]["candidates"]
+    assert len(rows) == 2 and rows[0]["proxy_validation"] >= rows[1]["proxy_validation"]
+    best = max(rows, key=lambda c: c["final_validation"])  # ties go to the first (better proxy)
+    assert r["pick"]["trial"] == best["trial"]
+    assert r["student"]["validation"]["quality"] == pytest.approx(best["final_validation"])
+    assert "--candidates 2" in r["pick"]["rule"]
+    assert "were each trained in full" in (tmp_path / "cand" / "README.md").read_text()
+    with pytest.raises(PickError, match="--no-retrain"):
+        api.export(path, max_params=10**9, candidates=2, retrain=False, out=tmp_path / "x", overrides=overrides)
+    assert not (tmp_path / "x").exists()

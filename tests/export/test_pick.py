@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autodistill.export.pick import PickError, PickRule, knee_of, pick
+from autodistill.export.pick import PickError, PickRule, knee_of, pick, pick_candidates
 
 TEACHER_MS = 10.0
 
@@ -128,6 +128,10 @@ def test_nothing_satisfies_lists_the_closest():
         ({"min_quality": 1.5}, "--min-quality"),
         ({"min_relative_quality": 0.0}, "--min-relative-quality"),
         ({"trial": -1}, "--trial"),
+        ({"max_params": 10, "candidates": 0}, "--candidates"),
+        ({"candidates": 2}, "--candidates"),  # the knee has no runners-up
+        ({"min_quality": 0.5, "max_params": 10, "candidates": 2}, "--candidates"),
+        ({"trial": 3, "candidates": 2}, "--candidates"),
     ],
 )
 def test_bad_values_name_the_flag(kwargs, flag):
@@ -138,3 +142,12 @@ def test_bad_values_name_the_flag(kwargs, flag):
 def test_empty_study():
     with pytest.raises(PickError, match="no finished feasible trial"):
         pick([], PickRule(), OBJ)
+
+
+def test_candidates_are_the_best_under_the_limits_in_order():
+    trials = [*FRONT, DOMINATED]
+    rule = PickRule(max_params=6_000_000, candidates=3)
+    assert [r["number"] for r in pick_candidates(trials, rule, OBJ)] == [3, 2, 5]
+    assert pick(trials, rule, OBJ)["number"] == 3  # the first candidate is the single pick
+    assert [r["number"] for r in pick_candidates(trials, PickRule(max_params=2_000_000, candidates=5), OBJ)] == [1, 0]
+    assert "--candidates 3" in rule.describe()
