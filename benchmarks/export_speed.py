@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="seeds for the recipe comparison (median)")
     ap.add_argument("--max-fraction", type=float, default=0.4, help="parameter cap as a fraction of the teacher's")
     ap.add_argument("--min-speedup", type=float, default=3.0, help="batch-1 speedup over the teacher the pick needs")
+    ap.add_argument("--candidates", type=int, default=1, help="trials final-trained to choose the pick (export's flag)")
     ap.add_argument("--jobs", type=int, default=1, help="final trainings run side by side (one thread each)")
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autodistill.config import load_config
     from autodistill.controller import Search, setup
-    from autodistill.export.pick import PickRule, pick
+    from autodistill.export.pick import PickRule
     from autodistill.export.run import run_export, study_records
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing
@@ -131,11 +132,19 @@ def main(argv: list[str] | None = None) -> int:
 
     prep = prepare(cfg, progress=False)
     teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
-    rule = PickRule(max_params=int(args.max_fraction * teacher_params), min_speedup=args.min_speedup or None)
+    rule = PickRule(
+        max_params=int(args.max_fraction * teacher_params),
+        min_speedup=args.min_speedup or None,
+        candidates=args.candidates,
+    )
     out = Path(args.out) if args.out else Path(cfg.output_dir) / "export-benchmark"
     t0 = time.perf_counter()
     r = run_export(cfg, rule, formats="onnx,int8", out=out, progress=False)
-    print(f"export: trial {r['pick']['trial']} ({rule.describe()}) -> {out} ({time.perf_counter() - t0:.0f}s)\n")
+    print(f"export: trial {r['pick']['trial']} ({rule.describe()}) -> {out} ({time.perf_counter() - t0:.0f}s)")
+    for c in r["pick"].get("candidates") or []:
+        val, est = c["final_validation"], c["proxy_validation"]
+        print(f"  candidate trial {c['trial']}: validation {val:.4f}, proxy {est:.4f}")
+    print()
 
     s, t = r["student"], r["teacher"]
     metric = r["metric"]
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     s_ = setup(cfg)
     study = open_existing(s_.storage, s_.study_name)
     records, _ = study_records(study, list(cfg.search.objectives))
-    chosen = pick(records, rule, list(cfg.search.objectives))
+    chosen = next(rec for rec in records if rec["number"] == r["pick"]["trial"])  # the export's pick
     proxy = {"proxy_steps": s_.space.spec.proxy_steps, "proxy_examples": s_.space.spec.proxy_examples}
     recipe = recipe_record(prep)
     seeds = [cfg.seed + i for i in range(args.seeds)]
