@@ -265,6 +265,8 @@ def distill_student(
         augment_teacher=labeller,
     )
     model.to("cpu")
+    if labeller is not None:
+        tmodel.to("cpu")  # the shared teacher goes back where every other stage expects it
     validation = student_quality(prep, model, "validation", id_map)
     return StudentRun(built, result, validation, id_map)
 
