@@ -64,15 +64,18 @@ class LiveTeacher:
 
 
 def stack_targets(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Targets of two batches of the same width, stacked along the batch (real, then augmented)."""
+    """Targets of two batches of the same width, stacked along the batch (real, then augmented).
+
+    ``second`` (the live teacher) holds exactly what the loss reads; ``first`` (the cache) may hold
+    more (layers an earlier run needed), which the loss does not read and the stack leaves out."""
     out: dict[str, Any] = {}
-    for key, a in first.items():
-        b = second[key]
-        if isinstance(a, torch.Tensor):
+    for key, b in second.items():
+        a = first[key]
+        if isinstance(b, torch.Tensor):
             out[key] = torch.cat([a, b])
         else:  # per-layer dicts of tensors, or of tuples (q, k, v)
             out[key] = {
-                j: torch.cat([t, b[j]]) if isinstance(t, torch.Tensor) else tuple(torch.cat(p) for p in zip(t, b[j]))
-                for j, t in a.items()
+                j: torch.cat([a[j], t]) if isinstance(t, torch.Tensor) else tuple(torch.cat(p) for p in zip(a[j], t))
+                for j, t in b.items()
             }
     return out

@@ -200,3 +200,20 @@ def test_augmented_copies_join_each_step_labelled_by_the_teacher_alone(tiny, tmp
     assert all(np.isfinite(h["loss"]) for h in res.history)
     with pytest.raises(ValueError, match="augment_teacher"):
         train(model, spy, enc, np.arange(40), spec, pad, teacher=live, augment=augment, progress=False)
+
+
+def test_stacked_targets_keep_what_the_live_teacher_gives_and_drop_extra_cached_layers():
+    from autodistill.train.teacher_signal import stack_targets
+
+    cached = {
+        "teacher_logits": torch.zeros(2, 2),
+        "teacher_hidden": {2: torch.zeros(2, 5, 4), 6: torch.zeros(2, 5, 4)},  # layer 6: an earlier run's
+        "teacher_qkv": {1: tuple(torch.zeros(2, 5, 4) for _ in range(3))},  # not read by this loss
+    }
+    live = {"teacher_logits": torch.ones(3, 2), "teacher_hidden": {2: torch.ones(3, 5, 4)}}
+    out = stack_targets(cached, live)
+    assert set(out) == {"teacher_logits", "teacher_hidden"} and set(out["teacher_hidden"]) == {2}
+    assert out["teacher_logits"].shape == (5, 2) and out["teacher_logits"][2:].eq(1).all()
+    assert out["teacher_hidden"][2].shape == (5, 5, 4) and out["teacher_hidden"][2][:2].eq(0).all()
+    qkv = stack_targets(cached, {"teacher_qkv": {1: tuple(torch.ones(3, 5, 4) for _ in range(3))}})
+    assert [t.shape[0] for t in qkv["teacher_qkv"][1]] == [5, 5, 5]
