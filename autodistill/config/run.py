@@ -119,8 +119,8 @@ class LossConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     """Teacher-labelled copies of each training batch (``autodistill.data.augment``); ``ratio: 0`` is off.
-    They join full runs (``distill``, the export's final training); search proxies only with
-    ``in_search`` (it slows every trial)."""
+    They join the ``distill`` command's run and the export's final training; search proxies only
+    with ``in_search`` (it slows every trial)."""
 
     ratio: float = 0.0  # copies per real example in each step
     in_search: bool = False
