@@ -38,6 +38,7 @@ class Prepared:
     teacher_metrics: dict[str, dict[str, float]]
     progress: bool = True
     _ctx: BuildContext | None = field(default=None, repr=False)
+    _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def pad_id(self) -> int:
@@ -72,6 +73,17 @@ class Prepared:
             progress=self.progress,
         )
         return self.outputs
+
+    def unlabeled(self) -> tuple[Any, list[np.ndarray]]:
+        """``data.unlabeled``: its summary (``data.unlabeled.Unlabeled``) and its texts as teacher token ids."""
+        if self._pool is None:
+            from autodistill.data.unlabeled import load_unlabeled
+
+            found = load_unlabeled(self.cfg.data, self.data)
+            tok = self.teacher.tokenizer
+            ids = tok(list(found.texts), truncation=True, max_length=self.cfg.data.max_length)["input_ids"]
+            self._pool = (found, [np.asarray(x, dtype=np.int64) for x in ids])
+        return self._pool
 
     def build_context(self) -> BuildContext:
         """Calibration batches (with teacher logits) and token statistics for the transforms."""
@@ -284,7 +296,8 @@ def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list
     attention = loss_fn.teacher_attention_layers()
     if attention and hasattr(tmodel, "set_attn_implementation"):
         tmodel.set_attn_implementation("eager")
-    augmenter = Augmenter(opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed)
+    pool = prep.unlabeled()[1] if prep.cfg.data.unlabeled else None
+    augmenter = Augmenter(opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed, pool)
     labeller = LiveTeacher(tmodel, loss_fn.teacher_hidden_layers(), attention, prep.teacher.label_order, qkv)
     return augmenter, labeller
 

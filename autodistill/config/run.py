@@ -60,6 +60,9 @@ class DataConfig:
     max_length: int = 128
     max_train_examples: int | None = None
     metric: str = "accuracy"
+    # Texts without labels that the teacher labels during training (``autodistill.data.unlabeled``);
+    # they join ``distill.augment``'s copies (its ``unlabeled_share`` of them).
+    unlabeled: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require(
@@ -75,6 +78,9 @@ class DataConfig:
             self.max_train_examples,
         )
         require(self.metric in METRICS, "metric", f"must be one of {', '.join(METRICS)}", self.metric)
+        for i, source in enumerate(self.unlabeled):
+            ok = isinstance(source, str) and bool(source.strip())
+            require(ok, f"unlabeled[{i}]", "must name a built-in set (builtin:NAME) or a file", source)
 
 
 @dataclass(frozen=True)
@@ -120,17 +126,19 @@ class LossConfig:
 class AugmentConfig:
     """Teacher-labelled copies of each training batch (``autodistill.data.augment``); ``ratio: 0`` is off.
     They join the ``distill`` command's run and the export's final training; search proxies only
-    with ``in_search`` (it slows every trial)."""
+    with ``in_search`` (it slows every trial). With ``data.unlabeled``, ``unlabeled_share`` of the
+    copies start from those texts instead of the batch's."""
 
     ratio: float = 0.0  # copies per real example in each step
     in_search: bool = False
+    unlabeled_share: float = 0.5
     splice_prob: float = 0.5
     mask_prob: float = 0.1
     replace_prob: float = 0.1
 
     def __post_init__(self) -> None:
         require(0 <= self.ratio <= 4, "ratio", "must be in [0, 4]", self.ratio)
-        for name in ("splice_prob", "mask_prob", "replace_prob"):
+        for name in ("unlabeled_share", "splice_prob", "mask_prob", "replace_prob"):
             value = getattr(self, name)
             require(0 <= value <= 1, name, "must be in [0, 1]", value)
         total = self.mask_prob + self.replace_prob
@@ -276,3 +284,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
         require(bool(self.output_dir.strip()), "output_dir", "must be a folder path", self.output_dir)
+        if self.data.unlabeled and (self.distill.augment.ratio <= 0 or self.distill.augment.unlabeled_share <= 0):
+            raise Invalid(
+                "data.unlabeled",
+                "lists texts, but distill.augment.ratio or distill.augment.unlabeled_share is 0, so no "
+                "step would see them. Set distill.augment.ratio (e.g. 1) or remove data.unlabeled.",
+            )

@@ -10,6 +10,10 @@ the batch itself, in token ids:
 - mask: a token becomes the tokenizer's mask token;
 - replace: a token becomes one drawn from the training set's unigram distribution.
 
+With a ``pool`` (``data.unlabeled``'s texts, tokenized), ``unlabeled_share`` of the copies start
+from a pool text instead of a batch example (cut to the batch's width, its closing special tokens
+kept), then go through the same edits: real text the labelled set does not hold.
+
 Special tokens (``[CLS]``, ``[SEP]``, padding) are never touched; copies keep the batch's width, so
 they stack under the real examples. Labels of the copies are ``IGNORE`` (cross-entropy skips them).
 """
@@ -35,8 +39,10 @@ class Augmenter:
         mask_id: int | None,
         pad_id: int,
         seed: int,
+        pool: list[np.ndarray] | None = None,
     ) -> None:
         self.options = options
+        self.pool = pool or []
         self.pad_id = pad_id
         self.special = np.asarray(sorted(special_ids), dtype=np.int64)
         self.mask_id = mask_id
@@ -54,10 +60,16 @@ class Augmenter:
         single = types is None or not bool(types.any())
         n = max(1, round(self.options.ratio * len(ids)))
         rows = rng.choice(len(ids), size=n, replace=n > len(ids))
+        from_pool = np.zeros(n, dtype=bool)
+        if self.pool and single:
+            from_pool = rng.random(n) < self.options.unlabeled_share
         out_ids = np.full((n, ids.shape[1]), self.pad_id, dtype=np.int64)
         out_mask = np.zeros_like(out_ids)
         for r, i in enumerate(rows):
-            seq = ids[i, : mask[i].sum()]
+            if from_pool[r]:
+                seq = self._fit(self.pool[int(rng.integers(len(self.pool)))], ids.shape[1])
+            else:
+                seq = ids[i, : mask[i].sum()]
             if single and rng.random() < self.options.splice_prob:
                 j = int(rng.integers(len(ids)))
                 seq = self._splice(seq, ids[j, : mask[j].sum()], ids.shape[1], rng)
@@ -67,6 +79,7 @@ class Augmenter:
         out = {"input_ids": torch.from_numpy(out_ids), "attention_mask": torch.from_numpy(out_mask)}
         if types is not None:
             out["token_type_ids"] = types[torch.from_numpy(rows)].clone() * torch.from_numpy(out_mask)
+            out["token_type_ids"][torch.from_numpy(from_pool)] = 0
         out["labels"] = torch.full((n,), IGNORE, dtype=torch.long)
         return out
 
@@ -80,6 +93,15 @@ class Augmenter:
         while end > start and special[end - 1]:
             end -= 1
         return start, end
+
+    def _fit(self, seq: np.ndarray, width: int) -> np.ndarray:
+        """``seq`` cut to ``width`` tokens: the start of its content, then its closing special tokens."""
+        seq = np.asarray(seq, dtype=np.int64)
+        if len(seq) <= width:
+            return seq
+        _, end = self._content(seq)
+        tail = seq[end:]
+        return np.concatenate([seq[: max(0, width - len(tail))], tail])[:width]
 
     def _splice(self, a: np.ndarray, b: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
         a0, a1 = self._content(a)

@@ -107,5 +107,14 @@ def final_student(
         test,
         recorded,
         None if retrain else float(run.validation["quality"]),
-        asdict(cfg.distill.augment) if augment and cfg.distill.augment.ratio > 0 else None,
+        _augment_record(prep) if augment and cfg.distill.augment.ratio > 0 else None,
     )
+
+
+def _augment_record(prep: Prepared) -> dict[str, Any]:
+    """distill.augment's options, and data.unlabeled's sources and text count when it is set."""
+    out: dict[str, Any] = asdict(prep.cfg.distill.augment)
+    if prep.cfg.data.unlabeled:
+        found = prep.unlabeled()[0]
+        out["unlabeled"] = {"sources": list(prep.cfg.data.unlabeled), "texts": len(found.texts)}
+    return out

@@ -331,5 +331,16 @@ def _augment_text(augment: dict[str, Any] | None) -> str:
     return (
         "; each step also saw teacher-labelled augmented copies of its examples "
         f"(ratio {augment['ratio']:g}, splice {augment['splice_prob']:g}, mask {augment['mask_prob']:g}, "
-        f"replace {augment['replace_prob']:g})"
+        f"replace {augment['replace_prob']:g})" + _unlabeled_text(augment)
+    )
+
+
+def _unlabeled_text(augment: dict[str, Any]) -> str:
+    unlabeled = augment.get("unlabeled")
+    if not unlabeled:
+        return ""
+    share = augment.get("unlabeled_share", 0.0)
+    return (
+        f", {share:.0%} of them starting from {unlabeled['texts']:,} unlabeled texts "
+        f"({', '.join(unlabeled['sources'])})"
     )

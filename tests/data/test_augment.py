@@ -89,3 +89,24 @@ def test_bad_options_name_the_key(opts, key):
     with pytest.raises(Invalid) as err:
         AugmentConfig(**opts)
     assert err.value.key == key
+
+
+def test_pool_copies_start_from_unlabeled_texts_cut_to_the_batch_width(setup, tmp_path):
+    tok, enc, _, batch = setup
+    counts = token_counts(enc, len(tok))
+    specials = tuple(sorted(set(tok.all_special_ids)))
+    width = batch["input_ids"].shape[1]
+    short = np.asarray(tok("a b")["input_ids"])
+    long = np.asarray(tok(" ".join(["good"] * (width + 10)))["input_ids"])
+    opts = AugmentConfig(ratio=1.0, unlabeled_share=1.0, splice_prob=0.0, mask_prob=0.0, replace_prob=0.0)
+    aug = Augmenter(opts, counts, specials, tok.mask_token_id, tok.pad_token_id, 5, pool=[short, long])
+    out = aug(batch, 1)
+    rows = [r[m == 1].tolist() for r, m in zip(out["input_ids"], out["attention_mask"])]
+    assert (out["labels"] == IGNORE).all() and (out["token_type_ids"] == 0).all()
+    assert {tuple(r) for r in rows} <= {tuple(short.tolist()), tuple(long[: width - 1].tolist()) + (tok.sep_token_id,)}
+    assert any(len(r) == width and r[-1] == tok.sep_token_id for r in rows)  # the long text, cut, [SEP] kept
+    assert any(r == short.tolist() for r in rows)
+    none = AugmentConfig(ratio=1.0, unlabeled_share=0.0, splice_prob=0.0, mask_prob=0.0, replace_prob=0.0)
+    out = Augmenter(none, counts, specials, tok.mask_token_id, tok.pad_token_id, 5, pool=[short, long])(batch, 1)
+    batch_rows = {tuple(r[m == 1].tolist()) for r, m in zip(batch["input_ids"], batch["attention_mask"])}
+    assert all(tuple(r[m == 1].tolist()) in batch_rows for r, m in zip(out["input_ids"], out["attention_mask"]))

@@ -118,3 +118,37 @@ def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeyp
     off = distill_student(prep, student, loss, augment=False)
     assert off.train.steps == 12 and calls == []
     assert off.train.history[-1]["loss"] != run.train.history[-1]["loss"]
+
+
+def test_unlabeled_texts_join_the_copies_labelled_by_the_teacher(tiny_run, monkeypatch):
+    from autodistill.config import load_config
+    from autodistill.data.augment import Augmenter
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, tmp = tiny_run
+    extra = tmp / "extra.txt"
+    extra.write_text("\n".join(f"an unseen review number {i} of some film" for i in range(40)), encoding="utf-8")
+    sets = [f"data.unlabeled=['{extra}']", "distill.augment.ratio=1", "distill.augment.unlabeled_share=1"]
+    edits = ["distill.augment.splice_prob=0", "distill.augment.mask_prob=0", "distill.augment.replace_prob=0"]
+    cfg = load_config(path, [*sets, *edits, "distill.max_steps=3"])
+    prep = prepare(cfg, progress=False)
+    found, pool = prep.unlabeled()
+    assert len(found.texts) == 40 and len(pool) == 40
+    pool_rows = {tuple(p.tolist()) for p in pool}
+    sep = prep.teacher.tokenizer.sep_token_id
+    seen = []
+    original = Augmenter.__call__
+
+    def spy(self, batch, step):
+        out = original(self, batch, step)
+        ids = [tuple(r[m == 1].tolist()) for r, m in zip(out["input_ids"], out["attention_mask"])]
+        width = batch["input_ids"].shape[1]
+        cut = {r if len(r) <= width else r[: width - 1] + (sep,) for r in pool_rows}  # the batch's width
+        seen.append(sum(r in cut for r in ids) / len(ids))
+        return out
+
+    monkeypatch.setattr(Augmenter, "__call__", spy)
+    run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
+    assert run.train.steps == 3 and len(seen) == 3
+    assert seen == [1.0, 1.0, 1.0]  # every copy is an unlabeled text, as tokenized (no edits asked)

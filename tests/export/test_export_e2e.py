@@ -219,6 +219,12 @@ def test_final_training_with_augmented_copies_says_so_on_the_card(searched, home
     assert r["train"]["mode"] == "retrained" and r["train"]["augment"]["ratio"] == 1.0
     card = (tmp_path / "aug" / "README.md").read_text()
     assert "teacher-labelled augmented copies" in card and "ratio 1" in card
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\n".join(f"unseen text {i}" for i in range(30)), encoding="utf-8")
+    more = [*overrides, f"data.unlabeled=['{extra}']"]
+    r = api.export(path, trial=0, out=tmp_path / "more", overrides=more, progress=False)
+    assert r["train"]["augment"]["unlabeled"] == {"sources": [str(extra)], "texts": 30}
+    assert f"50% of them starting from 30 unlabeled texts ({extra})" in (tmp_path / "more" / "README.md").read_text()
     plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=overrides[:1], progress=False)
     assert plain["train"]["augment"] is None
     assert "augmented" not in (tmp_path / "plain" / "README.md").read_text()
