@@ -20,7 +20,7 @@ from autodistill.student.base import BuildContext
 from autodistill.teacher import Teacher, prepare_teacher
 from autodistill.teacher.cache import TeacherCache, TeacherOutputs
 from autodistill.train.loop import TrainResult, steps_for_epochs, train
-from autodistill.train.teacher_signal import CachedTeacher
+from autodistill.train.teacher_signal import CachedTeacher, eager_attention
 
 SPLITS = ("train", "validation", "test")
 
@@ -59,19 +59,18 @@ class Prepared:
         attention = sorted(set(attention) | set(have.attention))
         qkv = sorted(set(qkv) | set(have.qkv))
         model = self.teacher_model()
-        if attention and hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation("eager")
-        self.outputs = self.cache.ensure(
-            model,
-            self.encoded,
-            self.pad_id,
-            hidden,
-            attention,
-            qkv,
-            self.teacher.label_order,
-            batch_size=self.cfg.distill.eval_batch_size,
-            progress=self.progress,
-        )
+        with eager_attention(model, bool(attention)):
+            self.outputs = self.cache.ensure(
+                model,
+                self.encoded,
+                self.pad_id,
+                hidden,
+                attention,
+                qkv,
+                self.teacher.label_order,
+                batch_size=self.cfg.distill.eval_batch_size,
+                progress=self.progress,
+            )
         return self.outputs
 
     def unlabeled(self) -> tuple[Any, list[np.ndarray]]:
@@ -259,23 +258,24 @@ def distill_student(
         return q
 
     augmenter, labeller = _augmentation(prep, tmodel, loss_fn, qkv, spec.seed) if augment else (None, None)
-    result = train(
-        model,
-        loss_fn,
-        prep.encoded["train"],
-        indices,
-        spec,
-        prep.pad_id,
-        teacher=CachedTeacher(outputs),
-        layer_map=layer_map,
-        temperature=loss.temperature,
-        token_id_map=id_map,
-        evaluate=on_eval,
-        keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best,
-        progress=prep.progress,
-        augment=augmenter,
-        augment_teacher=labeller,
-    )
+    with eager_attention(tmodel, labeller is not None and bool(labeller.attention)):
+        result = train(
+            model,
+            loss_fn,
+            prep.encoded["train"],
+            indices,
+            spec,
+            prep.pad_id,
+            teacher=CachedTeacher(outputs),
+            layer_map=layer_map,
+            temperature=loss.temperature,
+            token_id_map=id_map,
+            evaluate=on_eval,
+            keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best,
+            progress=prep.progress,
+            augment=augmenter,
+            augment_teacher=labeller,
+        )
     model.to("cpu")
     if labeller is not None:
         tmodel.to("cpu")  # the shared teacher goes back where every other stage expects it
@@ -293,9 +293,7 @@ def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list
 
     ctx = prep.build_context()
     tok = prep.teacher.tokenizer
-    attention = loss_fn.teacher_attention_layers()
-    if attention and hasattr(tmodel, "set_attn_implementation"):
-        tmodel.set_attn_implementation("eager")
+    attention = loss_fn.teacher_attention_layers()  # distill_student runs the labeller under eager_attention
     pool = prep.unlabeled()[1] if prep.cfg.data.unlabeled else None
     augmenter = Augmenter(opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed, pool)
     labeller = LiveTeacher(tmodel, loss_fn.teacher_hidden_layers(), attention, prep.teacher.label_order, qkv)

@@ -13,6 +13,22 @@ from autodistill.losses.capture import capture_qkv
 from autodistill.teacher.cache import TeacherOutputs
 
 
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module, needed: bool = True):
+    """Eager attention while ``model`` must return attention maps (fused SDPA kernels return none),
+    then its own implementation again: the teacher is shared, and later stages (latency above all)
+    must run it as users do."""
+    impl = getattr(model.config, "_attn_implementation", None)
+    if not needed or impl in (None, "eager") or not hasattr(model, "set_attn_implementation"):
+        yield model
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(impl)
+
+
 class TeacherSignal(Protocol):
     def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]: ...
 

@@ -152,3 +152,19 @@ def test_unlabeled_texts_join_the_copies_labelled_by_the_teacher(tiny_run, monke
     run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
     assert run.train.steps == 3 and len(seen) == 3
     assert seen == [1.0, 1.0, 1.0]  # every copy is an unlabeled text, as tokenized (no edits asked)
+
+
+def test_attention_targets_run_the_shared_teacher_eager_only_while_they_are_made(tiny_run):
+    from autodistill.config import load_config
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    terms = "distill.loss.terms=[{name: kl}, {name: attention_mse, weight: 1.0}]"
+    cfg = load_config(path, ["distill.augment.ratio=1", "distill.max_steps=2", terms])
+    prep = prepare(cfg, progress=False)
+    teacher = prep.teacher_model()
+    teacher.set_attn_implementation("sdpa")
+    run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
+    assert run.train.steps == 2 and prep.outputs.splits["train"].attention  # maps were cached and the copies labelled
+    assert teacher.config._attn_implementation == "sdpa"  # the shared teacher runs as users run it again
