@@ -69,17 +69,18 @@ def _worker(config: str, overrides: list[str], record: dict, proxy: dict, seed: 
     return _final(prepare(load_config(config, overrides), progress=False), record, proxy, seed)
 
 
-PLAIN = ["distill.augment.ratio=0"]  # the recipe's final training: no augmented copies
+PLAIN = ["distill.augment.ratio=0", "data.unlabeled=[]"]  # the recipe's final training: no copies
 
 
 def plain(prep):
-    """``prep`` with ``distill.augment`` off (shares the data, teacher and cache)."""
+    """``prep`` with ``distill.augment`` and ``data.unlabeled`` off (shares the data, teacher and cache)."""
     from dataclasses import replace
 
     from autodistill.config.run import AugmentConfig
 
     cfg = prep.cfg
-    return replace(prep, cfg=replace(cfg, distill=replace(cfg.distill, augment=AugmentConfig())))
+    data, distill = replace(cfg.data, unlabeled=[]), replace(cfg.distill, augment=AugmentConfig())
+    return replace(prep, cfg=replace(cfg, data=data, distill=distill))
 
 
 def final_runs(args: argparse.Namespace, prep, jobs: list[tuple[dict, int, bool]], proxy: dict) -> list[dict]:
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'final training steps':<26}{steps['recipe']:>14}{steps['picked']:>14}")
     copies = cfg.distill.augment.ratio
     print(f"{'augmented copies/example':<26}{0:>14g}{copies:>14g}   (teacher-labelled, distill.augment)")
+    if cfg.data.unlabeled and copies > 0:
+        texts = len(prep.unlabeled()[0].texts)
+        print(f"{'unlabeled texts':<26}{0:>14,}{texts:>14,}   ({', '.join(cfg.data.unlabeled)})")
     verdict = statistics.median(picked_q) >= statistics.median(recipe_q) and s["parameters"]["total"] < recipe_params
     print(f"target (equal or better accuracy at fewer parameters): {'met' if verdict else 'NOT met'}")
     summary = {
