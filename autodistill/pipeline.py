@@ -5,7 +5,7 @@ it for all trials); ``distill_student`` runs one student from plain specs."""
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -173,6 +173,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         device=d.device,
         bf16=d.bf16,
         seed=cfg.seed,
+        prune_after=d.prune_after,
     )
 
 
@@ -190,6 +191,7 @@ class StudentRun:
     train: TrainResult
     validation: dict[str, float]
     token_id_map: torch.Tensor | None
+    warmup_steps: int = 0  # distill.prune_after: steps trained before the within-layer transforms applied
 
 
 def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.Tensor | None) -> dict[str, float]:
@@ -225,7 +227,7 @@ def distill_student(
     ``augment=False`` turns ``distill.augment`` off for this run (search proxies, unless
     ``distill.augment.in_search``).
     """
-    from autodistill.student.build import build_student
+    from autodistill.student.build import build_student, extend_student, split_for_warmup
 
     cfg = prep.cfg
     indices = train_indices(prep) if indices is None else indices
@@ -235,6 +237,48 @@ def distill_student(
         if student is None:
             raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
         built = build_student(tmodel, student, prep.build_context())
+    keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
+    split = split_for_warmup(tmodel, built) if spec.prune_after > 0 and spec.steps >= 2 else None
+    k = 0
+    if split is None:
+        result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)
+    else:  # distill.prune_after: warm up before the within-layer transforms, then prune and go on
+        first, rest = split
+        k = min(spec.steps - 1, max(1, round(spec.prune_after * spec.steps)))
+        warm_spec = replace(spec, steps=k, eval_every=None)
+        warm, _ = _train_stage(prep, tmodel, first, loss, warm_spec, indices, None, False, augment)
+        built = extend_student(tmodel, first, rest, prep.build_context())
+        rest_spec = replace(spec, steps=spec.steps - k)
+        result, id_map = _train_stage(prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, k)
+        result = _joined(warm, result)
+    validation = student_quality(prep, built.model, "validation", id_map)
+    return StudentRun(built, result, validation, id_map, k)
+
+
+def _joined(warm: TrainResult, rest: TrainResult) -> TrainResult:
+    """One result for a run trained in two stages (``rest`` counts its steps on from ``warm``)."""
+    return replace(
+        rest,
+        steps=warm.steps + rest.steps,
+        seconds=warm.seconds + rest.seconds,
+        history=warm.history + rest.history,
+        weights=warm.weights + rest.weights,
+    )
+
+
+def _train_stage(
+    prep: Prepared,
+    tmodel: Any,
+    built: Any,
+    loss: LossSpec,
+    spec: TrainSpec,
+    indices: np.ndarray,
+    evaluate: Any,
+    keep_best: bool,
+    augment: bool,
+    step_offset: int = 0,
+) -> tuple[TrainResult, torch.Tensor | None]:
+    """Distill ``built.model`` for ``spec.steps`` steps; its training result and token-id map."""
     model = built.model
     layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
     dims = LossDims(
@@ -271,16 +315,16 @@ def distill_student(
             temperature=loss.temperature,
             token_id_map=id_map,
             evaluate=on_eval,
-            keep_best=cfg.distill.mode == "full" if keep_best is None else keep_best,
+            keep_best=keep_best,
             progress=prep.progress,
             augment=augmenter,
             augment_teacher=labeller,
+            step_offset=step_offset,
         )
     model.to("cpu")
     if labeller is not None:
         tmodel.to("cpu")  # the shared teacher goes back where every other stage expects it
-    validation = student_quality(prep, model, "validation", id_map)
-    return StudentRun(built, result, validation, id_map)
+    return result, id_map
 
 
 def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list[int], seed: int) -> tuple:

@@ -88,6 +88,7 @@ class TrainSpec:
     device: str = "auto"
     bf16: bool = True
     seed: int = 0
+    prune_after: float = 0.0  # distill.prune_after: the share of steps before within-layer transforms apply
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

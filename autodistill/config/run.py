@@ -161,6 +161,9 @@ class DistillConfig:
     eval_every: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
+    # > 0: the student trains this share of its steps before its within-layer transforms (heads, ffn,
+    # hidden, low_rank and any after the first of them) apply, their choices scored on its own weights
+    prune_after: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -176,6 +179,7 @@ class DistillConfig:
         require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
         require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0", self.max_grad_norm)
         require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
+        require(0 <= self.prune_after <= 0.9, "prune_after", "must be in [0, 0.9]", self.prune_after)
 
 
 @dataclass(frozen=True)

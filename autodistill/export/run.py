@@ -156,10 +156,10 @@ def _result(
     mode_text = (
         f"full-length distillation on the whole training split ({final.spec.steps} steps, "
         f"{final.n_examples:,} examples, "
-        f"best validation checkpoint kept{_augment_text(final.augment)})"
+        f"best validation checkpoint kept{_augment_text(final.augment)}{_warmup_text(run)})"
         if final.mode == "retrained"
         else f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
-        "examples; not retrained)"
+        f"examples{_warmup_text(run)}; not retrained)"
     )
     names = [st["name"] for st in build.resolved["transforms"]]
     data = prep.data
@@ -323,6 +323,16 @@ def _log_mlflow(
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
     return tracker.log_export(folder, s["kind"], register, metrics)
+
+
+def _warmup_text(run: Any) -> str:
+    if not run.warmup_steps:
+        return ""
+    names = [t["name"] for t in run.build.resolved["transforms"]]
+    return (
+        f"; the student trained {run.warmup_steps} steps before its within-layer transforms applied, "
+        f"their choices scored on its own weights (distill.prune_after; transforms: {', '.join(names)})"
+    )
 
 
 def _augment_text(augment: dict[str, Any] | None) -> str:

@@ -59,6 +59,9 @@ class Transform(ABC):
     Options: ClassVar[type] = NoOptions
     # does resolve() need the intermediate model built? (importance scores do; index rules don't)
     needs_model: ClassVar[bool] = False
+    # does it shrink inside the layers (heads, FFN, hidden, low-rank)? With ``distill.prune_after``
+    # such transforms, and all after the first of them, apply to the student after a warm-up
+    within_layers: ClassVar[bool] = False
     # a small valid options dict for the tiny test BERT (hidden 32, 4 heads, 4 layers, ffn 64,
     # vocab 99): the contract tests build every registered transform with it
     example_options: ClassVar[dict[str, Any]] = {}

@@ -194,25 +194,9 @@ def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | Non
     planned, exactness = _plan(teacher_shape, steps, ctx)
     _check_stock(spec, planned, exactness)
 
-    state = _teacher_state(teacher_model)
-    shape = teacher_shape
-    model: Any = teacher_model  # the current intermediate model, for importance scores
-    records = []
-    token_map = None
-    step_ctx = ctx
-    for s in steps:
-        step_plan = s.transform.plan(shape, s.options, ctx)
-        if s.transform.wants_model(s.options) and model is None:
-            model = build_model(shape, teacher_model.config, state)
-        resolved = s.transform.resolve(model, shape, s.options, step_ctx)
-        state, shape = s.transform.apply(state, shape, resolved)
-        new_map = s.transform.token_id_map(resolved)
-        if new_map is not None:  # later importance scores run on the student's own token ids
-            token_map = _compose_maps(token_map, new_map)
-            step_ctx = _remapped_context(ctx, token_map)
-        _check_plan(s, step_plan, shape)
-        model = None
-        records.append({"name": s.step.name, "options": dict(s.step.options), "resolved": resolved})
+    state, shape, records = _resolve_steps(
+        teacher_model, _teacher_state(teacher_model), teacher_shape, steps, ctx, None, teacher_model.config
+    )
     if spec.require_stock_architecture and not is_stock(shape):
         raise ConfigError(
             "The 'student.require_stock_architecture' parameter is true, but the built student is not "
@@ -225,6 +209,61 @@ def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | Non
         "require_stock_architecture": spec.require_stock_architecture,
     }
     return _finish(teacher_model, steps, records, state, shape, extra)
+
+
+def _resolve_steps(
+    model: Any, state: dict, shape: ModelShape, steps: list[_Step], ctx: BuildContext, token_map: Any, config: Any
+) -> tuple[dict, ModelShape, list[dict]]:
+    """Resolve and apply ``steps`` in order from ``state`` (``model``: the model that state came
+    from, for the first importance score); ``token_map``: the vocabulary map already applied."""
+    records = []
+    step_ctx = ctx if token_map is None else _remapped_context(ctx, token_map)
+    for s in steps:
+        step_plan = s.transform.plan(shape, s.options, ctx)
+        if s.transform.wants_model(s.options) and model is None:
+            model = build_model(shape, config, state)
+        resolved = s.transform.resolve(model, shape, s.options, step_ctx)
+        state, shape = s.transform.apply(state, shape, resolved)
+        new_map = s.transform.token_id_map(resolved)
+        if new_map is not None:  # later importance scores run on the student's own token ids
+            token_map = _compose_maps(token_map, new_map)
+            step_ctx = _remapped_context(ctx, token_map)
+        _check_plan(s, step_plan, shape)
+        model = None
+        records.append({"name": s.step.name, "options": dict(s.step.options), "resolved": resolved})
+    return state, shape, records
+
+
+def _record_extra(resolved: dict[str, Any]) -> dict[str, Any]:
+    derived = ("version", "kind", "family", "transforms", "shape", "num_parameters")
+    return {k: v for k, v in resolved.items() if k not in derived}
+
+
+def split_for_warmup(teacher_model: Any, built: StudentBuild) -> tuple[StudentBuild, list[_Step]] | None:
+    """``distill.prune_after``: the student before its first within-layer transform (rebuilt from
+    the teacher with the earlier records) and the transforms left for after the warm-up; None when
+    it has no within-layer transform."""
+    cut = next((i for i, s in enumerate(built._steps) if s.transform.within_layers), None)
+    if cut is None:
+        return None
+    steps, records = built._steps[:cut], [dict(r) for r in built.resolved["transforms"][:cut]]
+    state, shape = _teacher_state(teacher_model), shape_from_config(teacher_model.config)
+    for s, rec in zip(steps, records):
+        state, shape = s.transform.apply(state, shape, rec["resolved"])
+    first = _finish(teacher_model, steps, records, state, shape, _record_extra(built.resolved))
+    return first, built._steps[cut:]
+
+
+def extend_student(teacher_model: Any, first: StudentBuild, steps: list[_Step], ctx: BuildContext) -> StudentBuild:
+    """``first`` (trained) made smaller by ``steps``, their choices resolved on its own weights; the
+    record lists every transform, so ``rebuild_student`` gives this shape from the teacher."""
+    trained = first.export_model().to("cpu").eval()
+    state = {k: v.detach().to("cpu", copy=True) for k, v in trained.state_dict().items()}
+    state, shape, records = _resolve_steps(
+        trained, state, first.shape, steps, ctx, first.token_id_map, teacher_model.config
+    )
+    records = [dict(r) for r in first.resolved["transforms"]] + records
+    return _finish(teacher_model, first._steps + steps, records, state, shape, _record_extra(first.resolved))
 
 
 def _remapped_context(ctx: BuildContext, token_map: Any) -> BuildContext:
@@ -267,9 +306,7 @@ def rebuild_student(teacher_model: Any, resolved: dict[str, Any]) -> StudentBuil
         state, shape = s.transform.apply(state, shape, rec["resolved"])
     if shape.to_dict() != resolved["shape"]:
         raise ConfigError("The student record does not fit this teacher: the rebuilt shape differs from the record.")
-    derived = ("version", "kind", "family", "transforms", "shape", "num_parameters")
-    extra = {k: v for k, v in resolved.items() if k not in derived}
-    return _finish(teacher_model, steps, records, state, shape, extra)
+    return _finish(teacher_model, steps, records, state, shape, _record_extra(resolved))
 
 
 def load_record(directory: str | Path) -> dict[str, Any]:

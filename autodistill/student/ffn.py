@@ -72,6 +72,7 @@ def _magnitude_scores(model: Any, shape: ModelShape) -> list[torch.Tensor]:
 @register
 class Ffn(Transform):
     name = "ffn"
+    within_layers = True
     Options = FfnOptions
     needs_model = True
     example_options = {"ratio": 0.5}

@@ -68,6 +68,7 @@ def _magnitude_scores(model: Any, shape: ModelShape) -> list[torch.Tensor]:
 @register
 class Heads(Transform):
     name = "heads"
+    within_layers = True
     Options = HeadsOptions
     needs_model = True
     example_options = {"ratio": 0.5}

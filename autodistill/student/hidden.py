@@ -47,6 +47,7 @@ def _new_hidden(shape: ModelShape, options: HiddenOptions) -> int:
 @register
 class Hidden(Transform):
     name = "hidden"
+    within_layers = True
     Options = HiddenOptions
     needs_model = True
     example_options = {"ratio": 0.5}

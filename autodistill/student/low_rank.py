@@ -119,6 +119,7 @@ def _energy_rank(s: torch.Tensor, energy: float, cap: int) -> int:
 @register
 class LowRank(Transform):
     name = "low_rank"
+    within_layers = True
     Options = LowRankOptions
     example_options = {"targets": ["ffn_in", "ffn_out"], "rank": 8}
 

@@ -85,6 +85,7 @@ def train(
     desc: str = "distill",
     augment: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None,
     augment_teacher: TeacherSignal | None = None,
+    step_offset: int = 0,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` optimiser steps on ``encoded[indices]``.
 
@@ -92,6 +93,8 @@ def train(
     ``keep_best`` the weights of the best evaluation are restored at the end.
     ``augment(batch, step)`` (optional) adds copies of each batch that ``augment_teacher`` labels
     (``data.augment``); the step count is unchanged, each step sees the copies as well.
+    ``step_offset``: steps already trained in an earlier stage of the same run (``distill.prune_after``);
+    evaluations, history and batch order count on from there, the learning-rate schedule restarts.
     """
     if augment is not None and (augment_teacher is None or teacher is None):
         raise ValueError("train(augment=...) needs teacher and augment_teacher (the copies' labeller).")
@@ -122,11 +125,12 @@ def train(
     id_map = token_id_map.to(device) if token_id_map is not None else None
     result = TrainResult(steps=0, seconds=0.0)
     best_state: dict[str, torch.Tensor] | None = None
-    batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed)
+    batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed + step_offset)
     start = time.perf_counter()
     bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
-        for step in range(1, spec.steps + 1):
+        for local in range(1, spec.steps + 1):
+            step = local + step_offset
             idx = next(batches)
             batch = collate(encoded, idx, pad_id)
             targets = teacher.targets(idx, batch, device) if teacher is not None else {}
@@ -167,13 +171,13 @@ def train(
             optimizer.step()
             scheduler.step()
             if hasattr(loss_fn, "step_end"):
-                loss_fn.step_end(step)
-            result.steps = step
+                loss_fn.step_end(local)
+            result.steps = local
             result.history.append({"step": step, "loss": loss_value, **parts})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
-            if evaluate is not None and (at_eval or step == spec.steps):
+            if evaluate is not None and (at_eval or local == spec.steps):
                 model.eval()
                 quality = float(evaluate(step))
                 model.train()
@@ -190,6 +194,6 @@ def train(
         model.eval()
     if hasattr(loss_fn, "weight_history"):
         result.weights = loss_fn.weight_history()
-    if keep_best and best_state is not None and result.best_step != result.steps:
+    if keep_best and best_state is not None and result.best_step != result.steps + step_offset:
         model.load_state_dict(best_state)
     return result

@@ -168,3 +168,32 @@ def test_attention_targets_run_the_shared_teacher_eager_only_while_they_are_made
     run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
     assert run.train.steps == 2 and prep.outputs.splits["train"].attention  # maps were cached and the copies labelled
     assert teacher.config._attn_implementation == "sdpa"  # the shared teacher runs as users run it again
+
+
+def test_prune_after_warms_the_student_up_then_prunes_it_and_trains_on(tiny_run):
+    from autodistill.config import load_config
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    cfg = load_config(path, [form, "distill.max_steps=8", "distill.prune_after=0.5", "distill.eval_every=2"])
+    prep = prepare(cfg, progress=False)
+    student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
+    seen = []
+    run = distill_student(prep, student, loss, evaluate=lambda step, q: seen.append(step))
+    assert run.train.steps == 8 and [h["step"] for h in run.train.history] == list(range(1, 9))
+    assert run.warmup_steps == 4
+    from autodistill.export.run import _warmup_text  # the card's training line says so
+
+    assert "trained 4 steps before its within-layer transforms applied" in _warmup_text(run)
+    assert seen == [6, 8]  # the checkpoints of the pruned student, counted on from the warm-up's 4 steps
+    teacher_ffn = prep.teacher_model().config.intermediate_size
+    assert {layer.ffn for layer in run.build.shape.layers} == {teacher_ffn // 2}
+    assert [t["name"] for t in run.build.resolved["transforms"]] == ["depth", "ffn"]
+    once = distill_student(prep, student, loss, spec=None)  # deterministic on CPU: --no-retrain relies on it
+    assert once.validation == run.validation
+    assert once.build.resolved == run.build.resolved
+    plain = load_config(path, [form, "distill.max_steps=8", "distill.eval_every=2"])
+    off = distill_student(prepare(plain, progress=False), student, loss)
+    assert off.warmup_steps == 0 and off.train.history[-1]["loss"] != run.train.history[-1]["loss"]

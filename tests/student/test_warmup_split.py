@@ -1,0 +1,49 @@
+"""distill.prune_after's build half: the student before its within-layer transforms, then those
+transforms resolved on its own (trained) weights."""
+
+from __future__ import annotations
+
+import torch
+from student_helpers import build_context, tiny_teacher
+
+from autodistill.specs import Step, StudentSpec
+from autodistill.student.build import build_student, extend_student, rebuild_student, split_for_warmup
+
+SPEC = StudentSpec(
+    (
+        Step("vocab", {"min_count": 1}),
+        Step("depth", {"layers": 2, "choice": "uniform"}),
+        Step("heads", {"ratio": 0.5}),
+        Step("ffn", {"ratio": 0.5}),
+    )
+)
+
+
+def test_split_keeps_the_transforms_before_the_first_within_layer_one():
+    teacher, ctx = tiny_teacher(), build_context()
+    built = build_student(teacher, SPEC, ctx)
+    first, rest = split_for_warmup(teacher, built)
+    assert [r["name"] for r in first.resolved["transforms"]] == ["vocab", "depth"]
+    assert [s.step.name for s in rest] == ["heads", "ffn"]
+    assert first.shape.num_layers == 2 and first.shape.layers[0].heads == teacher.config.num_attention_heads
+    assert first.resolved["transforms"] == built.resolved["transforms"][:2]
+    only_depth = build_student(teacher, StudentSpec((Step("depth", {"layers": 2, "choice": "uniform"}),)), ctx)
+    assert split_for_warmup(teacher, only_depth) is None
+
+
+def test_extend_prunes_the_trained_student_and_its_record_rebuilds_the_shape():
+    teacher, ctx = tiny_teacher(), build_context()
+    built = build_student(teacher, SPEC, ctx)
+    first, rest = split_for_warmup(teacher, built)
+    with torch.no_grad():  # stands in for the warm-up: weights the teacher does not have
+        for p in first.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    final = extend_student(teacher, first, rest, ctx)
+    assert final.shape == built.shape and final.num_parameters() == built.num_parameters()
+    assert [r["name"] for r in final.resolved["transforms"]] == ["vocab", "depth", "heads", "ffn"]
+    assert final.token_id_map is not None and (final.token_id_map == first.token_id_map).all()
+    emb = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(final.model.state_dict()[emb], first.model.state_dict()[emb])  # trained, not the teacher's
+    assert not torch.equal(final.model.state_dict()[emb], built.model.state_dict()[emb])
+    again = rebuild_student(teacher, final.resolved)  # from the teacher alone: the same shape
+    assert again.shape == final.shape
