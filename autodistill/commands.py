@@ -117,6 +117,7 @@ def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         },
         "train": {
             "steps": run.train.steps,
+            "warmup_steps": run.warmup_steps,  # distill.prune_after: before the within-layer transforms
             "seconds": round(run.train.seconds, 2),
             "mode": cfg.distill.mode,
             "best_step": run.train.best_step,

@@ -191,6 +191,7 @@ def _result(
             "spec": final.spec.to_dict(),
             "examples": final.n_examples,
             "steps": run.train.steps,
+            "warmup_steps": run.warmup_steps,
             "seconds": round(run.train.seconds, 1),
             "best_step": run.train.best_step,
             "evals": run.train.evals,
