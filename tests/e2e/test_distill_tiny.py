@@ -46,6 +46,7 @@ def test_teacher_distill_evaluate(tiny_run, capsys):
     assert result["relative"]["parameter_ratio"] < 1
     assert s["latency_ms"]["latency_ms_b1"] > 0
     assert result["labels"] == ["negative", "positive"]
+    assert result["train"]["warmup_steps"] == 0  # distill.prune_after is off by default
     assert result["fingerprints"]["teacher"] and result["versions"]["torch"]
     student_dir = tmp / "out" / "student"
     config = json.loads((student_dir / "config.json").read_text())
