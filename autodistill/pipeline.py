@@ -76,12 +76,12 @@ class Prepared:
     def unlabeled(self) -> tuple[Any, list[np.ndarray]]:
         """``data.unlabeled``: its summary (``data.unlabeled.Unlabeled``) and its texts as teacher token ids."""
         if self._pool is None:
+            from autodistill.data import TextSplit
             from autodistill.data.unlabeled import load_unlabeled
 
             found = load_unlabeled(self.cfg.data, self.data)
-            tok = self.teacher.tokenizer
-            ids = tok(list(found.texts), truncation=True, max_length=self.cfg.data.max_length)["input_ids"]
-            self._pool = (found, [np.asarray(x, dtype=np.int64) for x in ids])
+            texts = TextSplit(found.texts, None, np.zeros(len(found.texts), dtype=np.int64))  # labels unused
+            self._pool = (found, encode(texts, self.teacher.tokenizer, self.cfg.data.max_length).input_ids)
         return self._pool
 
     def build_context(self) -> BuildContext:
@@ -246,7 +246,7 @@ def distill_student(
         first, rest = split
         k = min(spec.steps - 1, max(1, round(spec.prune_after * spec.steps)))
         warm_spec = replace(spec, steps=k, eval_every=None)
-        warm, _ = _train_stage(prep, tmodel, first, loss, warm_spec, indices, None, False, augment)
+        warm, _ = _train_stage(prep, tmodel, first, loss, warm_spec, indices, None, False, augment, score=False)
         built = extend_student(tmodel, first, rest, prep.build_context())
         rest_spec = replace(spec, steps=spec.steps - k)
         result, id_map = _train_stage(prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, k)
@@ -277,8 +277,10 @@ def _train_stage(
     keep_best: bool,
     augment: bool,
     step_offset: int = 0,
+    score: bool = True,
 ) -> tuple[TrainResult, torch.Tensor | None]:
-    """Distill ``built.model`` for ``spec.steps`` steps; its training result and token-id map."""
+    """Distill ``built.model`` for ``spec.steps`` steps; its training result and token-id map.
+    ``score=False``: no validation pass at all (a warm-up whose score nothing reads)."""
     model = built.model
     layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
     dims = LossDims(
@@ -314,7 +316,7 @@ def _train_stage(
             layer_map=layer_map,
             temperature=loss.temperature,
             token_id_map=id_map,
-            evaluate=on_eval,
+            evaluate=on_eval if score else None,
             keep_best=keep_best,
             progress=prep.progress,
             augment=augmenter,
