@@ -329,10 +329,13 @@ def _log_mlflow(
 def _warmup_text(run: Any) -> str:
     if not run.warmup_steps:
         return ""
+    from autodistill.student.base import TRANSFORMS
+
     names = [t["name"] for t in run.build.resolved["transforms"]]
+    cut = next(i for i, name in enumerate(names) if TRANSFORMS.get(name).within_layers)
     return (
-        f"; the student trained {run.warmup_steps} steps before its within-layer transforms applied, "
-        f"their choices scored on its own weights (distill.prune_after; transforms: {', '.join(names)})"
+        f"; the student trained {run.warmup_steps} steps before {', '.join(names[cut:])} applied, "
+        "their choices scored on its own weights (distill.prune_after)"
     )
 
 

@@ -187,7 +187,7 @@ def test_prune_after_warms_the_student_up_then_prunes_it_and_trains_on(tiny_run)
     assert run.warmup_steps == 4
     from autodistill.export.run import _warmup_text  # the card's training line says so
 
-    assert "trained 4 steps before its within-layer transforms applied" in _warmup_text(run)
+    assert "trained 4 steps before ffn applied, their choices scored on its own weights" in _warmup_text(run)
     assert seen == [6, 8]  # the checkpoints of the pruned student, counted on from the warm-up's 4 steps
     teacher_ffn = prep.teacher_model().config.intermediate_size
     assert {layer.ffn for layer in run.build.shape.layers} == {teacher_ffn // 2}
