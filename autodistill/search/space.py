@@ -136,6 +136,18 @@ class SpaceFile:
                 raise Invalid(f"train.{key}", f"is not a known key. Allowed keys here: {', '.join(TRAIN_KNOBS)}.")
             if is_distribution(value):
                 check_distribution(value, f"train.{key}")
+            if key == "prune_after":
+                _check_prune_after(value)
+
+
+def _check_prune_after(value: Any) -> None:
+    """Every value ``train.prune_after`` may take lies in [0, 0.9], as ``distill.prune_after``'s."""
+    if is_distribution(value):
+        values = value.get("float") or value.get("int") or value.get("choice")
+    else:
+        values = [value]
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 0.9 for v in values)
+    require(ok, "train.prune_after", "must stay in [0, 0.9]", value)
 
 
 def _check_block(block: Any, key: str) -> None:

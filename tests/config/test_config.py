@@ -51,6 +51,8 @@ def test_full_example_loads(tmp_path):
         ({"distill": {"loss": {"terms": [{"name": "kl", "weight": -1}]}}}, "distill.loss.terms[0].weight"),
         ({"teacher": {"finetune": {"epochs": 0}}}, "teacher.finetune.epochs"),
         ({"distill": {"batch_size": True}}, "distill.batch_size"),
+        ({"distill": {"prune_after": 0.95}}, "distill.prune_after"),
+        ({"distill": {"augment": {"unlabeled_share": 1.5}}}, "distill.augment.unlabeled_share"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, data, key):

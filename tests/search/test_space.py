@@ -72,6 +72,8 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"loss": {"terms": []}}, "loss.terms"),
         ({"loss": {"terms": [{"name": "kl"}], "extra": 1}}, "loss.extra"),
         ({"train": {"momentum": 0.9}}, "train.momentum"),
+        ({"train": {"prune_after": 1.5}}, "train.prune_after"),
+        ({"train": {"prune_after": {"float": [0.0, 0.95]}}}, "train.prune_after"),
     ],
 )
 def test_bad_space_names_the_key(tmp_path, patch, key):
