@@ -3,10 +3,12 @@ transforms resolved on its own (trained) weights."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from student_helpers import build_context, tiny_teacher
 
 from autodistill.specs import Step, StudentSpec
+from autodistill.student.base import TRANSFORMS
 from autodistill.student.build import build_student, extend_student, rebuild_student, split_for_warmup
 
 SPEC = StudentSpec(
@@ -47,3 +49,23 @@ def test_extend_prunes_the_trained_student_and_its_record_rebuilds_the_shape():
     assert not torch.equal(final.model.state_dict()[emb], built.model.state_dict()[emb])
     again = rebuild_student(teacher, final.resolved)  # from the teacher alone: the same shape
     assert again.shape == final.shape
+
+
+@pytest.mark.parametrize("name", [n for n in TRANSFORMS.names() if TRANSFORMS.get(n).within_layers])
+def test_every_within_layer_transform_extends_a_trained_student(name):
+    teacher, ctx = tiny_teacher(), build_context()
+    steps = (Step("depth", {"layers": 2, "choice": "uniform"}), Step(name, dict(TRANSFORMS.get(name).example_options)))
+    built = build_student(teacher, StudentSpec(steps), ctx)
+    first, rest = split_for_warmup(teacher, built)
+    assert [s.step.name for s in rest] == [name]
+    with torch.no_grad():
+        for p in first.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    final = extend_student(teacher, first, rest, ctx)
+    assert final.num_parameters() <= built.num_parameters()  # the same plan; a bound for energy ranks
+    assert final.num_parameters() == sum(p.numel() for p in final.model.parameters())
+    batch = ctx.calibration[0]
+    with torch.no_grad():
+        out = final.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert out.shape == (batch["input_ids"].shape[0], 2) and torch.isfinite(out).all()
+    assert rebuild_student(teacher, final.resolved).shape == final.shape
