@@ -77,9 +77,9 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps
             errors += 1
             continue
         sizes.append(n)
-        refused += predicted_violation(cfg.budget, n) > 0
+        refused += predicted_violation(cfg.budget, n, teacher_params) > 0
         needs |= {x for t in sample.loss.terms for x in cached_needs(t)}
-        if predicted_violation(cfg.budget, n) <= 0 and (largest is None or n > largest[0]):
+        if predicted_violation(cfg.budget, n, teacher_params) <= 0 and (largest is None or n > largest[0]):
             largest = (n, sample)
     sizes_arr = np.array(sizes) if sizes else np.array([0])
     cache_mb = sum(Path(p).stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
@@ -250,8 +250,9 @@ class Search:
     def _check_feasible(self, prep: Prepared) -> None:
         """A budget that no student in the space can meet is reported before any training."""
         b = self.cfg.budget
-        if b.max_parameters is None and b.max_size_mb is None:
+        if b.max_parameters is None and b.max_parameter_share is None and b.max_size_mb is None:
             return
+        teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
         rng = RandomPoint(self.cfg.seed)
         best = math.inf
         for _ in range(300):
@@ -262,12 +263,13 @@ class Search:
                 )
             except ConfigError:
                 continue
-            if predicted_violation(b, int(best)) <= 0:
+            if predicted_violation(b, int(best), teacher_params) <= 0:
                 return
         raise BudgetError(
             f"No student in search space {self.s.space.name!r} meets the budget: the smallest of 300 sampled has "
             f"{int(best):,} parameters ({predicted_size_mb(int(best)):.1f} MB); budget.max_parameters is "
-            f"{b.max_parameters}, budget.max_size_mb is {b.max_size_mb}."
+            f"{b.max_parameters}, budget.max_parameter_share is {b.max_parameter_share} (of the teacher's "
+            f"{teacher_params:,}), budget.max_size_mb is {b.max_size_mb}."
         )
 
     def _measure_teacher(self, prep: Prepared) -> dict[str, Any]:
@@ -291,11 +293,17 @@ class Search:
             trial.set_constraint("budget", 1.0)
             study.tell(trial, self._worst())
             return "refused"
-        violation = predicted_violation(cfg.budget, n_params)
+        violation = predicted_violation(cfg.budget, n_params, self.teacher_meas["parameters"])
         trial.set_user_attr("predicted_parameters", n_params)
         if violation > 0:  # refused before anything is built; the sampler learns from the constraint
             trial.set_user_attr("refused", f"predicted {n_params:,} parameters break the budget")
             trial.set_constraint("budget", violation)
+            study.tell(trial, self._worst(n_params))
+            return "refused"
+        why = self._shape_breaks_budget(trial, prep, sample)
+        if why is not None:  # timed on the untrained shape: no proxy is spent on a student too slow to pick
+            trial.set_user_attr("refused", why[0])
+            trial.set_constraint("budget", why[1])
             study.tell(trial, self._worst(n_params))
             return "refused"
         trial.set_user_attr("trained", True)
@@ -322,7 +330,13 @@ class Search:
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("resolved", resolved)
         trial.set_constraint(
-            "budget", measured_violation(cfg.budget, metrics.get("latency_ms_b1"), metrics.get("peak_memory_mb"))
+            "budget",
+            measured_violation(
+                cfg.budget,
+                metrics.get("latency_ms_b1"),
+                metrics.get("peak_memory_mb"),
+                metrics.get("teacher_latency_ms_b1"),
+            ),
         )
         values = [metrics[o] for o in self.objectives]
         study.tell(trial, values)
@@ -330,6 +344,37 @@ class Search:
             tracker.log_history(run_id, history["loss"], history["weights"])
             tracker.finish_trial(run_id, metrics, resolved, "FINISHED")
         return "complete"
+
+    def _shape_breaks_budget(self, trial: Any, prep: Prepared, sample: Any) -> tuple[str, float] | None:
+        """With a latency, speedup or memory budget: time the student's planned shape (random
+        weights; latency and memory depend on the shape alone) beside the teacher before any
+        training. Returns why and by how much it breaks the budget, or None. Shapes that a plan only
+        bounds (e.g. low-rank by energy) are measured after training instead."""
+        from autodistill.evaluate import peak_memory_mb
+        from autodistill.student.arch import build_model, shape_from_config
+        from autodistill.student.build import plan_student
+
+        b = self.cfg.budget
+        if b.max_latency_ms is None and b.min_speedup is None and b.max_memory_mb is None:
+            return None
+        teacher = prep.teacher_model()
+        shape, exactness = plan_student(shape_from_config(teacher.config), sample.student, prep.build_context())
+        if exactness == "bound":
+            return None
+        model = build_model(shape, teacher.config)
+        lat, teacher_now = self._latency_b1(model, teacher)
+        memory = peak_memory_mb(model, 1, self.seq_len) if b.max_memory_mb is not None else None
+        trial.set_user_attr("shape_latency_ms_b1", lat)
+        trial.set_user_attr("shape_teacher_latency_ms_b1", teacher_now)
+        violation = measured_violation(b, lat, memory, teacher_now)
+        if violation <= 0:
+            return None
+        memory_text = f", peak memory {memory:.1f} MB" if memory is not None else ""
+        return (
+            f"its shape runs batch 1 in {lat:.2f} ms against the teacher's {teacher_now:.2f} ms "
+            f"({teacher_now / lat:.2f}x){memory_text}, which breaks the budget",
+            violation,
+        )
 
     def _worst(self, n_params: int | None = None) -> list[float]:
         worst = {

@@ -2,7 +2,10 @@
 
     python benchmarks/export_speed.py configs/demo.yaml [--n-trials 12] [--seeds 3] [--jobs 2] [--out DIR]
 
-1. Runs (or continues) the config's search until it has ``--n-trials`` trained trials.
+1. Runs (or continues) the config's search until it has ``--n-trials`` trained trials. Unless the
+   config sets a budget, the search gets the pick's limits as ``budget.max_parameter_share`` and
+   ``budget.min_speedup`` (``--no-search-budget``: search unconstrained), so that its trials learn
+   where the feasible students are instead of spending proxies on students the pick cannot take.
 2. Picks the best student under 40% of the teacher's parameters and at least ``--min-speedup``
    (3) times faster than the teacher at batch 1 as the search measured them, retrains it at full
    length and exports it with ONNX and int8
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="final trainings run side by side (one thread each)")
     ap.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export-benchmark)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    ap.add_argument("--no-search-budget", action="store_true", help="search without the pick's limits as its budget")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs: must be >= 1, got {args.jobs}")
@@ -124,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     from autodistill.search.study import open_existing
 
     cfg = load_config(args.config, args.set)
+    b = cfg.budget
+    if not args.no_search_budget and all(v is None for v in vars(b).values()):
+        limits = [f"budget.max_parameter_share={args.max_fraction}"]
+        limits += [f"budget.min_speedup={args.min_speedup}"] if args.min_speedup else []
+        cfg = load_config(args.config, [*args.set, *limits])
+        print(f"search budget: {', '.join(limits)}")
     start = time.perf_counter()
     searched = Search(cfg, progress=False).run(args.n_trials)
     print(

@@ -251,10 +251,14 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """Hard limits on the student. Parameters means the total count."""
+    """Hard limits on the student. Parameters means the total count. ``max_parameter_share`` and
+    ``min_speedup`` are relative to the teacher (its parameter count; its batch-1 latency measured
+    beside each student)."""
 
     max_parameters: int | None = None
+    max_parameter_share: float | None = None
     max_latency_ms: float | None = None
+    min_speedup: float | None = None
     max_size_mb: float | None = None
     max_memory_mb: float | None = None
 
@@ -262,6 +266,10 @@ class BudgetConfig:
         for key in ("max_parameters", "max_latency_ms", "max_size_mb", "max_memory_mb"):
             v = getattr(self, key)
             require(v is None or v > 0, key, "must be > 0", v)
+        share = self.max_parameter_share
+        require(share is None or 0 < share <= 1, "max_parameter_share", "must be in (0, 1]", share)
+        speedup = self.min_speedup
+        require(speedup is None or speedup >= 1, "min_speedup", "must be >= 1 (times faster than the teacher)", speedup)
 
 
 @dataclass(frozen=True)

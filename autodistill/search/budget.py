@@ -15,20 +15,28 @@ def predicted_size_mb(parameters: int) -> float:
     return parameters * BYTES_PER_PARAM / 1e6
 
 
-def predicted_violation(budget: BudgetConfig, parameters: int) -> float:
-    """Relative excess over the parameter and size budgets (0 when both hold)."""
+def predicted_violation(budget: BudgetConfig, parameters: int, teacher_parameters: int) -> float:
+    """Relative excess over the parameter and size budgets (0 when they hold)."""
     worst = 0.0
     if budget.max_parameters is not None:
         worst = max(worst, parameters / budget.max_parameters - 1)
+    if budget.max_parameter_share is not None:
+        worst = max(worst, parameters / (budget.max_parameter_share * teacher_parameters) - 1)
     if budget.max_size_mb is not None:
         worst = max(worst, predicted_size_mb(parameters) / budget.max_size_mb - 1)
     return worst
 
 
-def measured_violation(budget: BudgetConfig, latency_ms: float | None, memory_mb: float | None) -> float:
+def measured_violation(
+    budget: BudgetConfig, latency_ms: float | None, memory_mb: float | None, teacher_latency_ms: float | None
+) -> float:
+    """Relative excess over the latency, speedup and memory budgets (0 when they hold); the speedup
+    compares batch-1 latencies measured together (``teacher_latency_ms`` beside ``latency_ms``)."""
     worst = 0.0
     if budget.max_latency_ms is not None and latency_ms is not None:
         worst = max(worst, latency_ms / budget.max_latency_ms - 1)
+    if budget.min_speedup is not None and latency_ms is not None and teacher_latency_ms:
+        worst = max(worst, budget.min_speedup * latency_ms / teacher_latency_ms - 1)
     if budget.max_memory_mb is not None and memory_mb is not None:
         worst = max(worst, memory_mb / budget.max_memory_mb - 1)
     return worst

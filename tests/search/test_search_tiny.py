@@ -156,6 +156,48 @@ def test_refused_students_are_never_built_and_recorded(tiny_search, monkeypatch)
     assert all(n <= 16000 for n in built)
 
 
+def test_teacher_relative_budgets(tiny_search):
+    """budget.max_parameter_share refuses by the teacher's count; budget.min_speedup judges each
+    trained trial by the latency ratio measured beside the teacher."""
+    from autodistill.controller import Search
+    from autodistill.pipeline import prepare
+
+    path, tmp = tiny_search
+    cfg = load_config(path, ["budget.max_parameter_share=0.5", "budget.min_speedup=1", "search.n_trials=2"])
+    Search(cfg, progress=False).run()
+    study = _study(tmp)
+    teacher = sum(p.numel() for p in prepare(cfg, progress=False).teacher_model().parameters())
+    by_size = [t for t in study.trials if "parameters break" in t.user_attrs.get("refused", "")]
+    trained = [t for t in study.trials if t.user_attrs.get("trained")]
+    assert len(trained) == 2 and by_size
+    assert all(t.user_attrs["predicted_parameters"] > 0.5 * teacher for t in by_size)
+    assert all(t.user_attrs["predicted_parameters"] <= 0.5 * teacher for t in trained)
+    for t in trained:  # timed as a shape first, then judged on the trained student's own timing
+        m = t.user_attrs["metrics"]
+        assert t.user_attrs["shape_latency_ms_b1"] <= t.user_attrs["shape_teacher_latency_ms_b1"]
+        expected = max(0.0, m["latency_ms_b1"] / m["teacher_latency_ms_b1"] - 1)
+        assert t.constraints["budget"] == pytest.approx(expected)
+
+
+def test_too_slow_shapes_are_refused_before_training(tiny_search, monkeypatch):
+    import autodistill.student.build as build
+    from autodistill.controller import Search
+
+    path, tmp = tiny_search
+    built: list[int] = []
+    real = build.build_student
+    monkeypatch.setattr(build, "build_student", lambda *a, **k: built.append(1) or real(*a, **k))
+    cfg = load_config(path, ["budget.min_speedup=50", "search.max_refusals_per_trial=3"])
+    with pytest.raises(BudgetError, match="refused 4 students in a row"):
+        Search(cfg, progress=False).run()
+    refused = [t for t in _study(tmp).trials if t.user_attrs.get("refused")]
+    assert len(refused) == 4 and not built, "no student too slow to pick is distilled"
+    for t in refused:
+        assert "its shape runs batch 1 in" in t.user_attrs["refused"]
+        ratio = t.user_attrs["shape_latency_ms_b1"] / t.user_attrs["shape_teacher_latency_ms_b1"]
+        assert t.constraints["budget"] == pytest.approx(50 * ratio - 1)
+
+
 def test_infeasible_budget_is_reported_before_training(tiny_search):
     from autodistill.controller import Search
 
