@@ -227,18 +227,24 @@ def distill_student(
     ``augment=False`` turns ``distill.augment`` off for this run (search proxies, unless
     ``distill.augment.in_search``).
     """
-    from autodistill.student.build import build_student, extend_student, split_for_warmup
+    from autodistill.student.build import build_for_warmup, build_student, extend_student, split_for_warmup
 
     cfg = prep.cfg
     indices = train_indices(prep) if indices is None else indices
     spec = spec or train_spec(cfg, len(indices))
     tmodel = prep.teacher_model()
-    if built is None:
-        if student is None:
-            raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
-        built = build_student(tmodel, student, prep.build_context())
+    if built is None and student is None:
+        raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
     keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
-    split = split_for_warmup(tmodel, built) if spec.prune_after > 0 and spec.steps >= 2 else None
+    split = None
+    if spec.prune_after > 0 and spec.steps >= 2:  # the within-layer transforms wait for the warm-up
+        split = (
+            split_for_warmup(tmodel, built)
+            if built is not None
+            else build_for_warmup(tmodel, student, prep.build_context())
+        )
+    if split is None and built is None:
+        built = build_student(tmodel, student, prep.build_context())
     k = 0
     if split is None:
         result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)

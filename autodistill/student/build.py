@@ -202,13 +202,41 @@ def build_student(teacher_model: Any, spec: StudentSpec, ctx: BuildContext | Non
             "The 'student.require_stock_architecture' parameter is true, but the built student is not "
             f"stock ({_why_not_stock(shape)})."
         )
-    extra = {
+    return _finish(teacher_model, steps, records, state, shape, _build_extra(teacher_shape, planned, exactness, spec))
+
+
+def _build_extra(teacher_shape: ModelShape, planned: ModelShape, exactness: str, spec: StudentSpec) -> dict:
+    return {
         "teacher_shape": teacher_shape.to_dict(),
         "planned_parameters": planned.num_parameters(),
         "plan_exactness": exactness,
         "require_stock_architecture": spec.require_stock_architecture,
     }
-    return _finish(teacher_model, steps, records, state, shape, extra)
+
+
+def build_for_warmup(
+    teacher_model: Any, spec: StudentSpec, ctx: BuildContext | None = None
+) -> tuple[StudentBuild, list[_Step]] | None:
+    """``distill.prune_after`` from a spec: what ``split_for_warmup(build_student(...))`` gives,
+    without resolving the within-layer transforms on the teacher (their importance is scored on the
+    warmed-up student by ``extend_student``). None when the spec has no within-layer transform."""
+    ctx = ctx or BuildContext()
+    steps = _parse_steps(spec.transforms)
+    cut = _first_within_layers(steps)
+    if cut is None:
+        return None
+    teacher_shape = shape_from_config(teacher_model.config)
+    planned, exactness = _plan(teacher_shape, steps, ctx)
+    _check_stock(spec, planned, exactness)
+    state, shape, records = _resolve_steps(
+        teacher_model, _teacher_state(teacher_model), teacher_shape, steps[:cut], ctx, None, teacher_model.config
+    )
+    extra = _build_extra(teacher_shape, planned, exactness, spec)
+    return _finish(teacher_model, steps[:cut], records, state, shape, extra), steps[cut:]
+
+
+def _first_within_layers(steps: list[_Step]) -> int | None:
+    return next((i for i, s in enumerate(steps) if s.transform.within_layers), None)
 
 
 def _resolve_steps(
@@ -243,7 +271,7 @@ def split_for_warmup(teacher_model: Any, built: StudentBuild) -> tuple[StudentBu
     """``distill.prune_after``: the student before its first within-layer transform (rebuilt from
     the teacher with the earlier records) and the transforms left for after the warm-up; None when
     it has no within-layer transform."""
-    cut = next((i for i, s in enumerate(built._steps) if s.transform.within_layers), None)
+    cut = _first_within_layers(built._steps)
     if cut is None:
         return None
     steps, records = built._steps[:cut], [dict(r) for r in built.resolved["transforms"][:cut]]

@@ -9,7 +9,13 @@ from student_helpers import build_context, tiny_teacher
 
 from autodistill.specs import Step, StudentSpec
 from autodistill.student.base import TRANSFORMS
-from autodistill.student.build import build_student, extend_student, rebuild_student, split_for_warmup
+from autodistill.student.build import (
+    build_for_warmup,
+    build_student,
+    extend_student,
+    rebuild_student,
+    split_for_warmup,
+)
 
 SPEC = StudentSpec(
     (
@@ -31,6 +37,26 @@ def test_split_keeps_the_transforms_before_the_first_within_layer_one():
     assert first.resolved["transforms"] == built.resolved["transforms"][:2]
     only_depth = build_student(teacher, StudentSpec((Step("depth", {"layers": 2, "choice": "uniform"}),)), ctx)
     assert split_for_warmup(teacher, only_depth) is None
+
+
+def test_build_for_warmup_skips_scoring_what_the_warmup_rescores(monkeypatch):
+    """From a spec, the warm-up student is the same as split_for_warmup's, and the within-layer
+    transforms are never resolved on the teacher (they are scored after the warm-up)."""
+    teacher, ctx = tiny_teacher(), build_context()
+    split = split_for_warmup(teacher, build_student(teacher, SPEC, ctx))
+    resolved: list[str] = []
+    for name in ("heads", "ffn"):
+        cls = TRANSFORMS.get(name)
+        real = cls.resolve
+        monkeypatch.setattr(cls, "resolve", lambda self, *a, _n=name, _r=real: resolved.append(_n) or _r(self, *a))
+    first, rest = build_for_warmup(teacher, SPEC, ctx)
+    assert resolved == []
+    assert first.resolved == split[0].resolved and [s.step.name for s in rest] == ["heads", "ffn"]
+    assert all(torch.equal(v, split[0].model.state_dict()[k]) for k, v in first.model.state_dict().items())
+    final = extend_student(teacher, first, rest, ctx)
+    assert resolved == ["heads", "ffn"] and final.resolved["planned_parameters"] == final.num_parameters()
+    only_depth = StudentSpec((Step("depth", {"layers": 2, "choice": "uniform"}),))
+    assert build_for_warmup(teacher, only_depth, ctx) is None
 
 
 def test_extend_prunes_the_trained_student_and_its_record_rebuilds_the_shape():
