@@ -41,6 +41,12 @@ FORMS = {
         ("heads", {"ratio": 0.5}),
         ("ffn", {"ratio": 0.25}),
     ],
+    "3h43f41": [  # the budgeted speed search's pick (README, give the search the pick's limits)
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.4311}),
+        ("ffn", {"ratio": 0.4062}),
+    ],
     "3h50f50": [
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),
