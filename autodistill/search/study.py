@@ -49,6 +49,8 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
         "space": hash_json(space_dict)[:16],
         "teacher": teacher_fp[:16],
         "data": data_fp[:16],
+        # constraints are stored per trial: a resumed study under another budget would mix two
+        "budget": {k: v for k, v in vars(cfg.budget).items() if v is not None},
     }
 
 
@@ -68,11 +70,11 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
     if old is None:
         study.set_user_attr("identity", identity)
         return study
-    for key in ("objectives", "space", "teacher", "data"):
+    names = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}
+    for key, what in {**names, "budget": "budget"}.items():
+        if key == "budget" and key not in old:  # a study made before budgets were part of its identity
+            continue
         if old.get(key) != identity.get(key):
-            what = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}[
-                key
-            ]
             raise ConfigError(
                 f"The study {name!r} in {storage} was made with a different {what} ({key}: {old.get(key)!r}, "
                 f"now {identity.get(key)!r}). Continue it with the same settings, or start a new one with "

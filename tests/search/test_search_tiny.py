@@ -214,6 +214,10 @@ def test_resume_checks_objectives(tiny_search):
     Search(load_config(path, ["search.n_trials=1"]), progress=False).run()
     with pytest.raises(ConfigError, match="different search.objectives"):
         Search(load_config(path, ["search.objectives=[quality, latency]"]), progress=False).run()
+    # trials store their constraints: another budget would mix feasibility under two budgets
+    with pytest.raises(ConfigError, match=r"different budget \(budget: \{\}, now \{'min_speedup': 2.0\}\)"):
+        Search(load_config(path, ["budget.min_speedup=2"]), progress=False).run()
+    assert len(_study(tmp).trials) == 1, "the refused resume loses nothing and adds nothing"
 
 
 def test_sigkill_then_rerun_finishes_the_study(tiny_search):
