@@ -236,15 +236,12 @@ def distill_student(
     if built is None and student is None:
         raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
     keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
-    split = None
-    if spec.prune_after > 0 and spec.steps >= 2:  # the within-layer transforms wait for the warm-up
-        split = (
-            split_for_warmup(tmodel, built)
-            if built is not None
-            else build_for_warmup(tmodel, student, prep.build_context())
-        )
-    if split is None and built is None:
-        built = build_student(tmodel, student, prep.build_context())
+    warmup = spec.prune_after > 0 and spec.steps >= 2  # the within-layer transforms wait for the warm-up
+    if built is not None:
+        split = split_for_warmup(tmodel, built) if warmup else None
+    else:
+        split = build_for_warmup(tmodel, student, prep.build_context()) if warmup else None
+        built = build_student(tmodel, student, prep.build_context()) if split is None else None
     k = 0
     if split is None:
         result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)
