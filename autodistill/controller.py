@@ -252,7 +252,9 @@ class Search:
         b = self.cfg.budget
         if b.max_parameters is None and b.max_parameter_share is None and b.max_size_mb is None:
             return
-        teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
+        from autodistill.evaluate import parameter_counts
+
+        teacher_params = parameter_counts(prep.teacher_model())["total"]
         rng = RandomPoint(self.cfg.seed)
         best = math.inf
         for _ in range(300):
