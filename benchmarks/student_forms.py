@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, vocabulary min_count {args.min_count}, "
         f"{cfg.distill.epochs} epochs, batch-1 latency at seq len {seq_len}"
     )
-    print(f"{'form':<8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
+    print(f"{'form':<8}{'valid':>8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
     for name in args.forms.split(","):
         steps = [(n, {**o, "min_count": args.min_count} if n == "vocab" else o) for n, o in FORMS[name]]
         built = build_student(teacher, StudentSpec(tuple(Step(n, o) for n, o in steps)), prep.build_context())
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         s, t = measure_models([student, teacher], cfg, seq_len)
         n, n_t = s["parameters"]["total"], t["parameters"]["total"]
         speedup = t["latency_ms"]["latency_ms_b1"] / s["latency_ms"]["latency_ms_b1"]
-        print(f"{name:<8}{final.test['quality']:>8.4f}{n:>13,}{n / n_t:>8.3f}{speedup:>11.2f}x", flush=True)
+        valid = final.run.validation["quality"]
+        print(f"{name:<8}{valid:>8.4f}{final.test['quality']:>8.4f}{n:>13,}{n / n_t:>8.3f}{speedup:>11.2f}x", flush=True)
     return 0
 
 
