@@ -56,7 +56,8 @@ def predicted_parameters(prep: Prepared, sample: Any) -> int:
     from autodistill.student.arch import shape_from_config
     from autodistill.student.build import predict_parameters
 
-    return predict_parameters(shape_from_config(prep.teacher_model().config), sample.student, prep.build_context())
+    ctx = prep.build_context(prep.cfg.search.calibration_examples)
+    return predict_parameters(shape_from_config(prep.teacher_model().config), sample.student, ctx)
 
 
 def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:
@@ -148,6 +149,7 @@ def trial_cost(cfg: RunConfig, space: Any, prep: Prepared, sample: Any, probe_st
         evaluate=None,
         keep_best=False,
         augment=cfg.distill.augment.in_search,
+        calibration_examples=cfg.search.calibration_examples,
     )
     total = time.perf_counter() - start
     per_step = run.train.seconds / probe_steps
@@ -360,7 +362,9 @@ class Search:
         if b.max_latency_ms is None and b.min_speedup is None and b.max_memory_mb is None:
             return None
         teacher = prep.teacher_model()
-        shape, exactness = plan_student(shape_from_config(teacher.config), sample.student, prep.build_context())
+        shape, exactness = plan_student(
+            shape_from_config(teacher.config), sample.student, prep.build_context(self.cfg.search.calibration_examples)
+        )
         if exactness == "bound":
             return None
         model = build_model(shape, teacher.config)
@@ -434,6 +438,7 @@ class Search:
             evaluate=on_checkpoint,
             keep_best=False,
             augment=cfg.distill.augment.in_search,
+            calibration_examples=cfg.search.calibration_examples,
         )
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")

@@ -37,7 +37,7 @@ class Prepared:
     outputs: TeacherOutputs
     teacher_metrics: dict[str, dict[str, float]]
     progress: bool = True
-    _ctx: BuildContext | None = field(default=None, repr=False)
+    _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
     _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
 
     @property
@@ -84,27 +84,30 @@ class Prepared:
             self._pool = (found, encode(texts, self.teacher.tokenizer, self.cfg.data.max_length).input_ids)
         return self._pool
 
-    def build_context(self) -> BuildContext:
-        """Calibration batches (with teacher logits) and token statistics for the transforms."""
-        if self._ctx is None:
+    def build_context(self, calibration_examples: int | None = None) -> BuildContext:
+        """Calibration batches (with teacher logits) and token statistics for the transforms.
+        ``calibration_examples``: training examples to score importance on (a stratified subset;
+        default ``student.calibration_examples``)."""
+        n = min(calibration_examples or self.cfg.student.calibration_examples, len(self.encoded["train"].labels))
+        if n not in self._ctx:
             from autodistill.data import collate
 
             enc = self.encoded["train"]
-            idx = stratified_subset(enc.labels, min(256, len(enc.labels)), self.cfg.seed)
+            idx = stratified_subset(enc.labels, n, self.cfg.seed)
             batches = []
             for chunk in np.array_split(idx, max(1, len(idx) // 32)):
                 batch = collate(enc, chunk, self.pad_id)
                 batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
                 batches.append(batch)
             tok = self.teacher.tokenizer
-            self._ctx = BuildContext(
+            self._ctx[n] = BuildContext(
                 calibration=batches,
                 token_counts=token_counts(enc, len(tok)),
                 special_token_ids=tuple(sorted(set(tok.all_special_ids))),
                 unk_token_id=tok.unk_token_id,
                 seed=self.cfg.seed,
             )
-        return self._ctx
+        return self._ctx[n]
 
 
 def cache_key(teacher: Teacher, data: TaskData, cfg: RunConfig) -> str:
@@ -217,6 +220,7 @@ def distill_student(
     keep_best: bool | None = None,
     built: Any = None,
     augment: bool = True,
+    calibration_examples: int | None = None,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
 
@@ -225,11 +229,14 @@ def distill_student(
     ``built`` (optional): a student already built (export passes one rebuilt from a trial's
     resolved record with ``student.build.rebuild_student``); ``student`` is then not used.
     ``augment=False`` turns ``distill.augment`` off for this run (search proxies, unless
-    ``distill.augment.in_search``).
+    ``distill.augment.in_search``). ``calibration_examples``: how many training examples the
+    pruning transforms score on (default ``student.calibration_examples``; the search passes
+    ``search.calibration_examples``).
     """
     from autodistill.student.build import build_for_warmup, build_student, extend_student, split_for_warmup
 
     cfg = prep.cfg
+    ctx = prep.build_context(calibration_examples)
     indices = train_indices(prep) if indices is None else indices
     spec = spec or train_spec(cfg, len(indices))
     tmodel = prep.teacher_model()
@@ -240,8 +247,8 @@ def distill_student(
     if built is not None:
         split = split_for_warmup(tmodel, built) if warmup else None
     else:
-        split = build_for_warmup(tmodel, student, prep.build_context()) if warmup else None
-        built = build_student(tmodel, student, prep.build_context()) if split is None else None
+        split = build_for_warmup(tmodel, student, ctx) if warmup else None
+        built = build_student(tmodel, student, ctx) if split is None else None
     k = 0
     if split is None:
         result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)
@@ -250,7 +257,7 @@ def distill_student(
         k = min(spec.steps - 1, max(1, round(spec.prune_after * spec.steps)))
         warm_spec = replace(spec, steps=k, eval_every=None)
         warm, _ = _train_stage(prep, tmodel, first, loss, warm_spec, indices, None, False, augment, score=False)
-        built = extend_student(tmodel, first, rest, prep.build_context())
+        built = extend_student(tmodel, first, rest, ctx)
         rest_spec = replace(spec, steps=spec.steps - k)
         result, id_map = _train_stage(prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, k)
         result = _joined(warm, result)

@@ -91,8 +91,12 @@ class StudentConfig:
         default_factory=lambda: [{"name": "depth", "layers": 3, "choice": "uniform"}]
     )
     require_stock_architecture: bool = False
+    # training examples the pruning transforms score importance on (heads, ffn, hidden, depth by
+    # importance, activation-aware low-rank) in full runs; search proxies use search.calibration_examples
+    calibration_examples: int = 2048
 
     def __post_init__(self) -> None:
+        require(self.calibration_examples >= 1, "calibration_examples", "must be >= 1", self.calibration_examples)
         for i, step in enumerate(self.transforms):
             if "name" not in step:
                 raise Invalid(f"transforms[{i}].name", "is required (the transform's registered name).")
@@ -232,6 +236,7 @@ class SearchConfig:
     study_name: str | None = None
     max_refusals_per_trial: int = 20
     stale_after: float = 600.0  # seconds without a heartbeat before another machine's running trial is failed
+    calibration_examples: int = 256  # student.calibration_examples for the proxies (fewer: shorter trials)
     pruning: PruningConfig = field(default_factory=PruningConfig)
 
     def __post_init__(self) -> None:
@@ -243,6 +248,7 @@ class SearchConfig:
         require(self.sampler in SAMPLERS, "sampler", f"must be one of {', '.join(SAMPLERS)}", self.sampler)
         require(self.startup_trials >= 0, "startup_trials", "must be >= 0", self.startup_trials)
         require(self.stale_after > 0, "stale_after", "must be > 0 (seconds)", self.stale_after)
+        require(self.calibration_examples >= 1, "calibration_examples", "must be >= 1", self.calibration_examples)
         require(self.max_refusals_per_trial >= 1, "max_refusals_per_trial", "must be >= 1", self.max_refusals_per_trial)
         ok = len(self.objectives) >= 1 and self.objectives[0] == "quality" and set(self.objectives) <= set(OBJECTIVES)
         require(ok, "objectives", f"must start with 'quality' and use only {', '.join(OBJECTIVES)}", self.objectives)

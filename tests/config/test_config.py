@@ -55,6 +55,8 @@ def test_full_example_loads(tmp_path):
         ({"distill": {"augment": {"unlabeled_share": 1.5}}}, "distill.augment.unlabeled_share"),
         ({"budget": {"max_parameter_share": 1.5}}, "budget.max_parameter_share"),
         ({"budget": {"min_speedup": 0.5}}, "budget.min_speedup"),
+        ({"student": {"calibration_examples": 0}}, "student.calibration_examples"),
+        ({"search": {"calibration_examples": -3}}, "search.calibration_examples"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, data, key):

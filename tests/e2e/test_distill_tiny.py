@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from helpers import sentiment_rows, tiny_backbone_dir, write_csv
@@ -198,3 +199,33 @@ def test_prune_after_warms_the_student_up_then_prunes_it_and_trains_on(tiny_run)
     plain = load_config(path, [form, "distill.max_steps=8", "distill.eval_every=2"])
     off = distill_student(prepare(plain, progress=False), student, loss)
     assert off.warmup_steps == 0 and off.train.history[-1]["loss"] != run.train.history[-1]["loss"]
+
+
+def test_pruning_scores_on_as_many_examples_as_configured(tiny_run, monkeypatch):
+    """student.calibration_examples sets how many training examples the FFN scores see; a caller
+    (the search) can ask for another number; more than the training split holds means all of it."""
+    from autodistill.config import load_config
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.student import importance
+
+    path, _ = tiny_run
+    scored: list[int] = []
+    real = importance.ffn_scores
+
+    def spy(model, batches):
+        scored.append(sum(int(b["input_ids"].shape[0]) for b in batches))
+        return real(model, batches)
+
+    monkeypatch.setattr(importance, "ffn_scores", spy)
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    cfg = load_config(path, [form, "distill.max_steps=2", "student.calibration_examples=96"])
+    prep = prepare(cfg, progress=False)
+    student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
+    distill_student(prep, student, loss)
+    distill_student(prep, student, loss, calibration_examples=40)
+    distill_student(prep, student, loss, calibration_examples=10**6)
+    assert scored == [96, 40, len(prep.encoded["train"].labels)]
+    labels = prep.encoded["train"].labels
+    picked = np.concatenate([b["labels"].numpy() for b in prep.build_context(40).calibration])
+    assert sorted(set(picked.tolist())) == sorted(set(labels.tolist()))  # stratified: every class is scored

@@ -360,3 +360,21 @@ def test_hopeless_trials_are_pruned(tiny_search):
         assert "metrics" not in t.user_attrs
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
     assert [client.get_run(t.user_attrs["mlflow_run_id"]).info.status for t in new] == ["KILLED", "KILLED"]
+
+
+def test_proxies_score_pruning_on_search_calibration_examples(tiny_search, monkeypatch):
+    """Search proxies score FFN pruning on search.calibration_examples, not the final runs' number."""
+    from autodistill.controller import Search
+    from autodistill.student import importance
+
+    path, tmp = tiny_search
+    space = {**SPACE, "transforms": [*SPACE["transforms"][:2], {"name": "ffn", "ratio": {"float": [0.25, 0.75]}}]}
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(space))
+    scored: list[int] = []
+    real = importance.ffn_scores
+    monkeypatch.setattr(
+        importance, "ffn_scores", lambda m, b: scored.append(sum(int(x["input_ids"].shape[0]) for x in b)) or real(m, b)
+    )
+    cfg = load_config(path, ["search.n_trials=2", "search.calibration_examples=48", "student.calibration_examples=64"])
+    Search(cfg, progress=False).run()
+    assert scored and set(scored) == {48}
