@@ -1,7 +1,7 @@
 """Student forms under the parameter cap, final-trained side by side (run by hand, not in CI).
 
     python benchmarks/student_forms.py configs/demo.yaml [--forms 2,3ffn50,4thin,6thin] [--loss recipe|hidden]
-        [--lr 3e-4] [--seed 0] [--set KEY=VALUE ...]
+        [--lr 3e-4] [--seed 0] [--score gradient|fisher|magnitude] [--set KEY=VALUE ...]
 
 Each named form (vocabulary pruned with min_count 2, then depth, heads and FFN pruning) is built
 from the teacher and distilled at the config's full length (``export``'s final training), with
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's distill.lr)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-count", type=int, default=2, help="vocabulary pruning's min_count for the pruned forms")
+    ap.add_argument("--score", choices=["gradient", "fisher", "magnitude"], default="gradient", help="heads/ffn score")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
     unknown = [f for f in args.forms.split(",") if f not in FORMS]
@@ -88,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     train = {"lr": args.lr} if args.lr else {}
     print(
         f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, vocabulary min_count {args.min_count}, "
+        f"heads/ffn score {args.score}, calibration examples {cfg.student.calibration_examples}, "
         f"{cfg.distill.epochs} epochs, batch-1 latency at seq len {seq_len}"
     )
     print(f"{'form':<8}{'valid':>8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
     for name in args.forms.split(","):
         steps = [(n, {**o, "min_count": args.min_count} if n == "vocab" else o) for n, o in FORMS[name]]
+        steps = [(n, {**o, "score": args.score} if n in ("heads", "ffn") else o) for n, o in steps]
         built = build_student(teacher, StudentSpec(tuple(Step(n, o) for n, o in steps)), prep.build_context())
         record = {"number": -1, "resolved": built.resolved, "loss": LOSSES[args.loss], "train": train}
         record["objectives"] = {"quality": float("nan")}

@@ -26,7 +26,9 @@ from autodistill.student.statedict import dense_weight, layer_key, slice_in, sli
 class FfnOptions:
     ratio: float | list[float] = field(metadata={"help": "fraction of neurons kept (0, 1], or one per layer"})
     scope: Literal["layer", "global"] = field(default="layer", metadata={"help": "ratio per layer or overall"})
-    score: Literal["gradient", "magnitude"] = field(default="gradient", metadata={"help": "importance score"})
+    score: Literal["gradient", "fisher", "magnitude"] = field(
+        default="gradient", metadata={"help": "importance score: gradient, fisher (per-example squared) or magnitude"}
+    )
     multiple_of: int = field(default=1, metadata={"help": "round kept widths down to a multiple (GPU-friendly)"})
 
     def __post_init__(self) -> None:
@@ -88,7 +90,9 @@ class Ffn(Transform):
         if options.score == "magnitude":
             scores = _magnitude_scores(model, shape)
         else:
-            scores = imp.ffn_scores(model, imp.require_calibration(ctx, "ffn", "score: gradient"))
+            scores = imp.ffn_scores(
+                model, imp.require_calibration(ctx, "ffn", f"score: {options.score}"), options.score == "fisher"
+            )
         if options.scope == "global":
             keep = imp.top_global(scores, sum(counts))
         else:

@@ -26,7 +26,9 @@ from autodistill.student.statedict import dense_weight, head_rows, layer_key, sl
 class HeadsOptions:
     ratio: float | list[float] = field(metadata={"help": "fraction of heads kept (0, 1], or one per layer"})
     scope: Literal["layer", "global"] = field(default="layer", metadata={"help": "ratio per layer or overall"})
-    score: Literal["gradient", "magnitude"] = field(default="gradient", metadata={"help": "importance score"})
+    score: Literal["gradient", "fisher", "magnitude"] = field(
+        default="gradient", metadata={"help": "importance score: gradient, fisher (per-example squared) or magnitude"}
+    )
 
     def __post_init__(self) -> None:
         ratios = [self.ratio] if isinstance(self.ratio, float) else self.ratio
@@ -84,7 +86,9 @@ class Heads(Transform):
         if options.score == "magnitude":
             scores = _magnitude_scores(model, shape)
         else:
-            scores = imp.head_scores(model, imp.require_calibration(ctx, "heads", "score: gradient"))
+            scores = imp.head_scores(
+                model, imp.require_calibration(ctx, "heads", f"score: {options.score}"), options.score == "fisher"
+            )
         if options.scope == "global":
             keep = imp.top_global(scores, sum(counts))
         else:

@@ -3,7 +3,8 @@
 - Layers: the rise in calibration loss when one layer is skipped.
 - Heads and FFN neurons: first-order Taylor / mask-gradient scores (Michel et al. 2019, "Are
   Sixteen Heads Really Better than One?"): a gate of ones multiplies each unit's output, and the
-  score is ``sum over batches |dL/dgate|``, the estimated loss change of removing the unit.
+  score is ``sum over batches |dL/dgate|``, the estimated loss change of removing the unit; or
+  ``sum over examples (dL_x/dgate)^2``, the empirical Fisher (Kwon et al. 2022).
 - Hidden channels: mean absolute activation of every LayerNorm output (Minitron, Muralidharan et
   al. 2024), summed over the LayerNorms.
 
@@ -90,13 +91,17 @@ def layer_skip_loss_rise(model: nn.Module, batches: list[dict[str, Any]]) -> lis
     return rise
 
 
-def _gate_scores(model: nn.Module, batches: list[dict[str, Any]], sizes: list[int], install) -> list[torch.Tensor]:
-    """Run the batches with one gate of ones per layer (``install(layer, gate) -> hook handle``)
-    and return ``sum over batches |dL/dgate|`` per layer."""
+def _gate_scores(
+    model: nn.Module, batches: list[dict[str, Any]], sizes: list[int], install, fisher: bool = False
+) -> list[torch.Tensor]:
+    """Run the batches with one gate of ones per layer (``install(layer, gate) -> hook handle``).
+    Default: ``sum over batches |dL/dgate|`` per layer. ``fisher``: one gate row per example, so one
+    backward pass gives every example's own gradient; the score is ``sum over examples (dL_x/dgate)^2``
+    (the empirical Fisher of Kwon et al. 2022, "A Fast Post-Training Pruning Framework for
+    Transformers"): a unit that matters a lot for a few examples is not averaged away by the signs
+    of the others."""
     device = _device(model)
-    gates = [torch.ones(n, device=device, requires_grad=True) for n in sizes]
     scores = [torch.zeros(n, device=device) for n in sizes]
-    handles = [install(layer, gate) for layer, gate in zip(_layers(model), gates)]
     params = [p for p in model.parameters()]
     saved = [p.requires_grad for p in params]
     try:
@@ -104,47 +109,57 @@ def _gate_scores(model: nn.Module, batches: list[dict[str, Any]], sizes: list[in
             for p in params:  # only the gates need gradients
                 p.requires_grad_(False)
             for batch in batches:
-                loss = calibration_loss(model, batch)
-                grads = torch.autograd.grad(loss, gates)
+                rows = int(torch.as_tensor(batch["input_ids"]).shape[0])
+                lead = (rows,) if fisher else ()
+                gates = [torch.ones(*lead, n, device=device, requires_grad=True) for n in sizes]
+                handles = [install(layer, gate) for layer, gate in zip(_layers(model), gates)]
+                try:  # the mean loss times the rows: each example's loss with weight 1
+                    loss = calibration_loss(model, batch) * (rows if fisher else 1)
+                    grads = torch.autograd.grad(loss, gates)
+                finally:
+                    for h in handles:
+                        h.remove()
                 for s, g in zip(scores, grads):
-                    s += g.abs()
+                    s += g.pow(2).sum(0) if fisher else g.abs()
     finally:
-        for h in handles:
-            h.remove()
         for p, r in zip(params, saved):
             p.requires_grad_(r)
     return [s.detach().cpu() for s in scores]
 
 
-def head_scores(model: nn.Module, batches: list[dict[str, Any]]) -> list[torch.Tensor]:
+def head_scores(model: nn.Module, batches: list[dict[str, Any]], fisher: bool = False) -> list[torch.Tensor]:
     """Per layer, one score per attention head (mask gradient on the attention context)."""
 
     def install(layer: nn.Module, gate: torch.Tensor):
         heads = layer.attention.self.num_attention_heads
+        # (heads,) -> (heads, 1); per example (B, heads) -> (B, 1, heads, 1) against (B, L, heads, d)
+        g = gate[:, None, :, None] if gate.dim() == 2 else gate[:, None]
 
         def pre_hook(module: nn.Module, args: tuple) -> tuple:
             context = args[0]
             shape = context.shape
-            gated = context.view(*shape[:-1], heads, -1) * gate[:, None].to(context.dtype)
+            gated = context.view(*shape[:-1], heads, -1) * g.to(context.dtype)
             return (gated.view(shape), *args[1:])
 
         return layer.attention.output.register_forward_pre_hook(pre_hook)
 
     sizes = [layer.attention.self.num_attention_heads for layer in _layers(model)]
-    return _gate_scores(model, batches, sizes, install)
+    return _gate_scores(model, batches, sizes, install, fisher)
 
 
-def ffn_scores(model: nn.Module, batches: list[dict[str, Any]]) -> list[torch.Tensor]:
+def ffn_scores(model: nn.Module, batches: list[dict[str, Any]], fisher: bool = False) -> list[torch.Tensor]:
     """Per layer, one score per intermediate neuron (mask gradient after the activation)."""
 
     def install(layer: nn.Module, gate: torch.Tensor):
+        g = gate[:, None, :] if gate.dim() == 2 else gate  # per example: (B, n) against (B, L, n)
+
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-            return output * gate.to(output.dtype)
+            return output * g.to(output.dtype)
 
         return layer.intermediate.register_forward_hook(hook)
 
     sizes = [_out_features(layer.intermediate.dense) for layer in _layers(model)]
-    return _gate_scores(model, batches, sizes, install)
+    return _gate_scores(model, batches, sizes, install, fisher)
 
 
 def _out_features(module: nn.Module) -> int:

@@ -213,9 +213,9 @@ def test_pruning_scores_on_as_many_examples_as_configured(tiny_run, monkeypatch)
     scored: list[int] = []
     real = importance.ffn_scores
 
-    def spy(model, batches):
+    def spy(model, batches, *args):
         scored.append(sum(int(b["input_ids"].shape[0]) for b in batches))
-        return real(model, batches)
+        return real(model, batches, *args)
 
     monkeypatch.setattr(importance, "ffn_scores", spy)
     form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"

@@ -27,10 +27,11 @@ def _dead_heads_teacher(dead: dict[int, list[int]]):
     return model
 
 
-def test_heads_gradient_score_drops_dead_heads_exactly() -> None:
+@pytest.mark.parametrize("score", ["gradient", "fisher"])
+def test_heads_gradient_score_drops_dead_heads_exactly(score) -> None:
     dead = {0: [1, 3], 1: [0, 2], 2: [2, 3], 3: [0, 1]}
     teacher = _dead_heads_teacher(dead)
-    built = _build(teacher, [("heads", {"ratio": 0.5})], build_context())
+    built = _build(teacher, [("heads", {"ratio": 0.5, "score": score})], build_context())
     keep = built.resolved["transforms"][0]["resolved"]["keep"]
     assert keep == [sorted(set(range(4)) - set(d)) for d in dead.values()]
     batch = calibration_batches(n=1, seed=5)[0]
@@ -51,19 +52,38 @@ def test_heads_ratio_per_layer_and_global(teacher, ctx) -> None:
     assert count(teacher) - count(glob.model) == 12 * (3 * (32 * 8 + 8) + 8 * 32)
 
 
-def test_ffn_gradient_score_drops_dead_neurons_exactly() -> None:
+@pytest.mark.parametrize("score", ["gradient", "fisher"])
+def test_ffn_gradient_score_drops_dead_neurons_exactly(score) -> None:
     teacher = tiny_teacher()
     dead = torch.arange(0, 64, 2)  # every even neuron writes nothing
     with torch.no_grad():
         for layer in teacher.bert.encoder.layer:
             layer.output.dense.weight[:, dead] = 0
-    built = _build(teacher, [("ffn", {"ratio": 0.5})], build_context())
+    built = _build(teacher, [("ffn", {"ratio": 0.5, "score": score})], build_context())
     for keep in built.resolved["transforms"][0]["resolved"]["keep"]:
         assert keep == list(range(1, 64, 2))
     batch = calibration_batches(n=1, seed=5)[0]
     torch.testing.assert_close(logits(built.model, batch), logits(teacher, batch), rtol=0, atol=1e-5)
     assert built.kind == "stock" and built.model.config.intermediate_size == 32
     assert count(teacher) - count(built.model) == 4 * 32 * (32 + 1 + 32)
+
+
+@pytest.mark.parametrize("scores", ["head_scores", "ffn_scores"])
+def test_fisher_sums_each_examples_squared_gradient(teacher, scores) -> None:
+    """One backward pass with a gate row per example gives what one pass per example gives."""
+    from autodistill.student import importance
+
+    batches = calibration_batches(n=2, seed=3)
+    fisher = getattr(importance, scores)(teacher, batches, fisher=True)
+    alone = [{k: v[i : i + 1] for k, v in b.items()} for b in batches for i in range(b["input_ids"].shape[0])]
+    expected = [torch.zeros_like(f) for f in fisher]
+    for one in alone:  # |dL/dgate| of one example is its own gradient; squared, summed
+        for e, g in zip(expected, getattr(importance, scores)(teacher, [one])):
+            e += g.pow(2)
+    for f, e in zip(fisher, expected):
+        torch.testing.assert_close(f, e, rtol=1e-4, atol=1e-9)
+    plain = getattr(importance, scores)(teacher, batches)
+    assert any(not torch.allclose(f, p.pow(2)) for f, p in zip(fisher, plain))  # not the batch gradient squared
 
 
 def test_ffn_multiple_of_and_magnitude(teacher) -> None:
