@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         n, n_t = s["parameters"]["total"], t["parameters"]["total"]
         speedup = t["latency_ms"]["latency_ms_b1"] / s["latency_ms"]["latency_ms_b1"]
         valid = final.run.validation["quality"]
-        print(f"{name:<8}{valid:>8.4f}{final.test['quality']:>8.4f}{n:>13,}{n / n_t:>8.3f}{speedup:>11.2f}x", flush=True)
+        print(
+            f"{name:<8}{valid:>8.4f}{final.test['quality']:>8.4f}{n:>13,}{n / n_t:>8.3f}{speedup:>11.2f}x", flush=True
+        )
     return 0
 
 

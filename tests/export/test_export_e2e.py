@@ -168,7 +168,7 @@ def test_cli_rule_nobody_meets_names_the_flag(searched, home, capsys):
 
 def test_python_api_pareto_and_export_by_speedup(searched, home, tmp_path):
     from autodistill import api
-    from autodistill.export.pick import speedup
+    from autodistill.export.pick import parameters, quality, speedup
 
     path, _, out = searched
     overrides = ["tracking.enabled=false"]
@@ -184,7 +184,10 @@ def test_python_api_pareto_and_export_by_speedup(searched, home, tmp_path):
     records, _ = study_records(study, ["quality", "parameters"])
     bar = max(speedup(t) for t in records) * 0.999
     r = api.export(path, min_speedup=bar, retrain=False, out=tmp_path / "fast", overrides=overrides, progress=False)
-    assert [t["number"] for t in records if speedup(t) >= bar] == [r["pick"]["trial"]]
+    # the fastest trial and any timed within 0.1% of it meet the bar; the best of those is picked
+    eligible = [t for t in records if speedup(t) >= bar]
+    best = sorted(eligible, key=lambda t: (-quality(t), parameters(t)))[0]
+    assert r["pick"]["trial"] == best["number"]
     assert (tmp_path / "fast" / "config.json").exists() and "--min-speedup" in r["pick"]["rule"]
     with pytest.raises(TypeError, match="overrides"):
         api.load(api.load(path), overrides)

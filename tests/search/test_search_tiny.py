@@ -373,7 +373,9 @@ def test_proxies_score_pruning_on_search_calibration_examples(tiny_search, monke
     scored: list[int] = []
     real = importance.ffn_scores
     monkeypatch.setattr(
-        importance, "ffn_scores", lambda m, b, *a: scored.append(sum(int(x["input_ids"].shape[0]) for x in b)) or real(m, b, *a)
+        importance,
+        "ffn_scores",
+        lambda m, b, *a: scored.append(sum(int(x["input_ids"].shape[0]) for x in b)) or real(m, b, *a),
     )
     cfg = load_config(path, ["search.n_trials=2", "search.calibration_examples=48", "student.calibration_examples=64"])
     Search(cfg, progress=False).run()
