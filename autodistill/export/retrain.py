@@ -95,8 +95,20 @@ def final_student(
         keep_best = False
     if seed is not None:
         spec = replace(spec, seed=seed)
-    augment = retrain or cfg.distill.augment.in_search  # --no-retrain reruns the proxy as the search ran it
-    run = distill_student(prep, None, loss, spec, indices, keep_best=keep_best, built=built, augment=augment)
+    # --no-retrain reruns the proxy as the search ran it (its copies, its calibration examples)
+    augment = retrain or cfg.distill.augment.in_search
+    calibration = None if retrain else cfg.search.calibration_examples
+    run = distill_student(
+        prep,
+        None,
+        loss,
+        spec,
+        indices,
+        keep_best=keep_best,
+        built=built,
+        augment=augment,
+        calibration_examples=calibration,
+    )
     test = student_quality(prep, run.build.model, "test", run.token_id_map)
     recorded = float(trial["objectives"]["quality"])
     return FinalStudent(

@@ -129,6 +129,7 @@ def test_export_knee_with_onnx_int8_and_mlflow(searched, home, tmp_path):
 def test_no_retrain_reproduces_the_trial_and_a_failed_export_leaves_it(searched, home, tmp_path, monkeypatch):
     from dataclasses import replace
 
+    import autodistill.export.retrain as retrain_mod
     import autodistill.export.run as run_mod
     from autodistill.export.pick import PickRule
 
@@ -136,7 +137,13 @@ def test_no_retrain_reproduces_the_trial_and_a_failed_export_leaves_it(searched,
     cfg = replace(cfg, tracking=replace(cfg.tracking, enabled=False))  # MLflow is covered above
     number = out["front"][0]["number"]
     target = tmp_path / "exp"
+    asked: list = []
+    real = retrain_mod.distill_student
+    monkeypatch.setattr(
+        retrain_mod, "distill_student", lambda *a, **k: asked.append(k["calibration_examples"]) or real(*a, **k)
+    )
     r = run_mod.run_export(cfg, PickRule(trial=number), out=target, retrain=False, progress=False)
+    assert asked == [cfg.search.calibration_examples]  # the proxy's pruning scored as the search scored it
     assert r["pick"]["trial"] == number
     assert r["train"]["mode"] == "proxy" and r["train"]["steps"] == SPACE["proxy_steps"]
     # the proxy run is rerun exactly: same validation quality as the search recorded
