@@ -56,8 +56,7 @@ def predicted_parameters(prep: Prepared, sample: Any) -> int:
     from autodistill.student.arch import shape_from_config
     from autodistill.student.build import predict_parameters
 
-    ctx = prep.build_context(prep.cfg.search.calibration_examples)
-    return predict_parameters(shape_from_config(prep.teacher_model().config), sample.student, ctx)
+    return predict_parameters(shape_from_config(prep.teacher_model().config), sample.student, prep.token_context())
 
 
 def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:
@@ -362,9 +361,7 @@ class Search:
         if b.max_latency_ms is None and b.min_speedup is None and b.max_memory_mb is None:
             return None
         teacher = prep.teacher_model()
-        shape, exactness = plan_student(
-            shape_from_config(teacher.config), sample.student, prep.build_context(self.cfg.search.calibration_examples)
-        )
+        shape, exactness = plan_student(shape_from_config(teacher.config), sample.student, prep.token_context())
         if exactness == "bound":
             return None
         model = build_model(shape, teacher.config)

@@ -37,6 +37,7 @@ class Prepared:
     outputs: TeacherOutputs
     teacher_metrics: dict[str, dict[str, float]]
     progress: bool = True
+    _tokens: BuildContext | None = field(default=None, repr=False)
     _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
     _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
 
@@ -84,29 +85,34 @@ class Prepared:
             self._pool = (found, encode(texts, self.teacher.tokenizer, self.cfg.data.max_length).input_ids)
         return self._pool
 
-    def build_context(self, calibration_examples: int | None = None) -> BuildContext:
-        """Calibration batches (with teacher logits) and token statistics for the transforms.
-        ``calibration_examples``: training examples to score importance on (a stratified subset;
-        default ``student.calibration_examples``)."""
-        n = min(calibration_examples or self.cfg.student.calibration_examples, len(self.encoded["train"].labels))
-        if n not in self._ctx:
-            from autodistill.data import collate
-
-            enc = self.encoded["train"]
-            idx = stratified_subset(enc.labels, n, self.cfg.seed)
-            batches = []
-            for chunk in np.array_split(idx, max(1, len(idx) // 32)):
-                batch = collate(enc, chunk, self.pad_id)
-                batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
-                batches.append(batch)
+    def token_context(self) -> BuildContext:
+        """Token statistics of the training split, no calibration batches: what plans (the
+        vocabulary's kept tokens) and the augmenter read. Counted once."""
+        if self._tokens is None:
             tok = self.teacher.tokenizer
-            self._ctx[n] = BuildContext(
-                calibration=batches,
-                token_counts=token_counts(enc, len(tok)),
+            self._tokens = BuildContext(
+                token_counts=token_counts(self.encoded["train"], len(tok)),
                 special_token_ids=tuple(sorted(set(tok.all_special_ids))),
                 unk_token_id=tok.unk_token_id,
                 seed=self.cfg.seed,
             )
+        return self._tokens
+
+    def build_context(self, calibration_examples: int | None = None) -> BuildContext:
+        """``token_context`` plus calibration batches (with teacher logits) for the transforms that
+        score importance. ``calibration_examples``: training examples to score on (a stratified
+        subset; default ``student.calibration_examples``)."""
+        enc = self.encoded["train"]
+        n = min(calibration_examples or self.cfg.student.calibration_examples, len(enc.labels))
+        if n not in self._ctx:
+            from autodistill.data import collate
+
+            batches = []
+            for chunk in np.array_split(stratified_subset(enc.labels, n, self.cfg.seed), max(1, n // 32)):
+                batch = collate(enc, chunk, self.pad_id)
+                batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
+                batches.append(batch)
+            self._ctx[n] = replace(self.token_context(), calibration=batches)
         return self._ctx[n]
 
 
@@ -347,7 +353,7 @@ def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list
     from autodistill.data.augment import Augmenter
     from autodistill.train.teacher_signal import LiveTeacher
 
-    ctx = prep.build_context()
+    ctx = prep.token_context()
     tok = prep.teacher.tokenizer
     attention = loss_fn.teacher_attention_layers()  # distill_student runs the labeller under eager_attention
     pool = prep.unlabeled()[1] if prep.cfg.data.unlabeled else None

@@ -229,3 +229,6 @@ def test_pruning_scores_on_as_many_examples_as_configured(tiny_run, monkeypatch)
     labels = prep.encoded["train"].labels
     picked = np.concatenate([b["labels"].numpy() for b in prep.build_context(40).calibration])
     assert sorted(set(picked.tolist())) == sorted(set(labels.tolist()))  # stratified: every class is scored
+    # plans and the augmenter read token statistics only; counted once, shared by every size
+    assert prep.token_context().calibration is None
+    assert prep.build_context(40).token_counts is prep.token_context().token_counts is prep.build_context().token_counts
