@@ -3,6 +3,7 @@ a small space. Real Optuna on SQLite and real MLflow on SQLite."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,6 +62,19 @@ def tiny_search(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path, tmp_path
+
+
+def _created(db: Path) -> bool:
+    """The search has finished creating its study in ``db`` (a read-only look, no schema writes)."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT COUNT(*) FROM studies").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
 
 
 def _study(tmp: Path) -> optuna.Study:
@@ -231,7 +245,7 @@ def test_sigkill_then_rerun_finishes_the_study(tiny_search):
     killed_mid_trial = False
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.3)
-        if not db.exists():
+        if not _created(db):  # opening the storage while the search creates it races its migration
             continue
         try:
             st = _study(tmp)
