@@ -13,6 +13,7 @@ import torch
 
 from autodistill.config.run import RunConfig
 from autodistill.data import Encoded, TaskData, encode, load_task_data, stratified_subset, token_counts
+from autodistill.errors import ConfigError
 from autodistill.fingerprint import hash_json, home
 from autodistill.losses import CompositeLoss, LossDims, resolve_layer_map
 from autodistill.specs import LossSpec, StudentSpec, TrainSpec
@@ -183,6 +184,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         bf16=d.bf16,
         seed=cfg.seed,
         prune_after=d.prune_after,
+        prune_stages=d.prune_stages,
     )
 
 
@@ -239,7 +241,13 @@ def distill_student(
     pruning transforms score on (default ``student.calibration_examples``; the search passes
     ``search.calibration_examples``).
     """
-    from autodistill.student.build import build_for_warmup, build_student, extend_student, split_for_warmup
+    from autodistill.student.build import (
+        build_for_warmup,
+        build_student,
+        prune_stages,
+        recorded_stages,
+        split_for_warmup,
+    )
 
     cfg = prep.cfg
     ctx = prep.build_context(calibration_examples)
@@ -250,35 +258,72 @@ def distill_student(
         raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
     keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
     warmup = spec.prune_after > 0 and spec.steps >= 2  # the within-layer transforms wait for the warm-up
+    stages = None
     if built is not None:
         split = split_for_warmup(tmodel, built) if warmup else None
+        if split is not None:  # the stages the record holds (one unless it was pruned gradually)
+            stages = recorded_stages(built, split[1])
     else:
         split = build_for_warmup(tmodel, student, ctx) if warmup else None
         built = build_student(tmodel, student, ctx) if split is None else None
+        if split is not None:
+            # a run too short for every stage (a step each) prunes in as many as it can
+            stages = prune_stages(split[0].shape, split[1], min(spec.prune_stages, spec.steps - 1), ctx)
     k = 0
     if split is None:
         result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)
     else:  # distill.prune_after: warm up before the within-layer transforms, then prune and go on
-        first, rest = split
-        k = min(spec.steps - 1, max(1, round(spec.prune_after * spec.steps)))
-        warm_spec = replace(spec, steps=k, eval_every=None)
-        warm, _ = _train_stage(prep, tmodel, first, loss, warm_spec, indices, None, False, augment, score=False)
-        built = extend_student(tmodel, first, rest, ctx)
-        rest_spec = replace(spec, steps=spec.steps - k)
-        result, id_map = _train_stage(prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, k)
-        result = _joined(warm, result)
+        built, warm, points = _warm_and_prune(prep, tmodel, split[0], stages, loss, spec, indices, ctx, augment)
+        rest_spec = replace(spec, steps=spec.steps - points[-1])
+        result, id_map = _train_stage(
+            prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, points[-1]
+        )
+        result, k = _joined([*warm, result]), points[0]
     validation = student_quality(prep, built.model, "validation", id_map)
     return StudentRun(built, result, validation, id_map, k)
 
 
-def _joined(warm: TrainResult, rest: TrainResult) -> TrainResult:
-    """One result for a run trained in two stages (``rest`` counts its steps on from ``warm``)."""
+def prune_points(spec: TrainSpec, stages: int) -> list[int]:
+    """The step after which each pruning stage applies: stage i of n after ``i / n`` of
+    ``prune_after``'s share of the steps, at least one step apart, the last before the end."""
+    points, last = [], 0
+    for i in range(1, stages + 1):
+        k = max(last + 1, round(spec.prune_after * spec.steps * i / stages))
+        points.append(min(k, spec.steps - 1 - (stages - i)))
+        last = points[-1]
+    return points
+
+
+def _warm_and_prune(prep, tmodel, first, stages, loss, spec, indices, ctx, augment):
+    """Train ``first`` up to each pruning point, then apply that stage's transforms to its own
+    weights (``distill.prune_after``, ``distill.prune_stages``). Returns the pruned student, the
+    warm-up stages' results and the pruning points."""
+    from autodistill.student.build import extend_student
+
+    points = prune_points(spec, len(stages))
+    if points[0] < 1 or len(set(points)) < len(points):
+        raise ConfigError(
+            f"The student was pruned in {len(stages)} stages (distill.prune_stages), but {spec.steps} training "
+            f"steps are too few to give each stage a step; train at least {len(stages) + 1} steps."
+        )
+    current, done, results = first, 0, []
+    for number, (group, point) in enumerate(zip(stages, points), start=1):
+        stage_spec = replace(spec, steps=point - done, eval_every=None)
+        res, _ = _train_stage(prep, tmodel, current, loss, stage_spec, indices, None, False, augment, done, score=False)
+        results.append(res)
+        current = extend_student(tmodel, current, group, ctx, stage=number if len(stages) > 1 else None)
+        done = point
+    return current, results, points
+
+
+def _joined(parts: list[TrainResult]) -> TrainResult:
+    """One result for a run trained in stages (each counts its steps on from the one before)."""
     return replace(
-        rest,
-        steps=warm.steps + rest.steps,
-        seconds=warm.seconds + rest.seconds,
-        history=warm.history + rest.history,
-        weights=warm.weights + rest.weights,
+        parts[-1],
+        steps=sum(p.steps for p in parts),
+        seconds=sum(p.seconds for p in parts),
+        history=[h for p in parts for h in p.history],
+        weights=[w for p in parts for w in p.weights],
     )
 
 

@@ -89,6 +89,7 @@ class TrainSpec:
     bf16: bool = True
     seed: int = 0
     prune_after: float = 0.0  # distill.prune_after: the share of steps before within-layer transforms apply
+    prune_stages: int = 1  # distill.prune_stages: heads and FFN pruned gradually, in this many stages
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,6 +47,12 @@ FORMS = {
         ("heads", {"ratio": 0.4311}),
         ("ffn", {"ratio": 0.4062}),
     ],
+    "3h33f36": [  # the budgeted speed search's pick after Fisher scoring (README, Export)
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.3333}),
+        ("ffn", {"ratio": 0.3600}),
+    ],
     "3h50f50": [
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),

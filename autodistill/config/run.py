@@ -168,6 +168,10 @@ class DistillConfig:
     # > 0: the student trains this share of its steps before its within-layer transforms (heads, ffn,
     # hidden, low_rank and any after the first of them) apply, their choices scored on its own weights
     prune_after: float = 0.0
+    # with prune_after: heads and FFN neurons are cut in this many stages, evenly spaced over the
+    # warm-up (stage k of n after k/n of it), a geometric share of the cut each, every stage scored
+    # on the student's own weights; other within-layer transforms apply at the last stage
+    prune_stages: int = 1
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -184,6 +188,7 @@ class DistillConfig:
         require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0", self.max_grad_norm)
         require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
         require(0 <= self.prune_after <= 0.9, "prune_after", "must be in [0, 0.9]", self.prune_after)
+        require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from autodistill.specs import LossSpec, Step, StudentSpec
 # the repository's top-level folder in a checkout; installed wheels carry it as autodistill/search_spaces
 _REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SPACES_DIR = _REPO_SPACES if _REPO_SPACES.is_dir() else Path(__file__).resolve().parents[1] / "search_spaces"
-TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after")
+TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages")
 
 
 class Sampler(Protocol):
@@ -136,18 +136,22 @@ class SpaceFile:
                 raise Invalid(f"train.{key}", f"is not a known key. Allowed keys here: {', '.join(TRAIN_KNOBS)}.")
             if is_distribution(value):
                 check_distribution(value, f"train.{key}")
-            if key == "prune_after":
-                _check_prune_after(value)
+            if key in _TRAIN_RANGES:
+                _check_range(key, value)
 
 
-def _check_prune_after(value: Any) -> None:
-    """Every value ``train.prune_after`` may take lies in [0, 0.9], as ``distill.prune_after``'s."""
+# every value these train knobs may take lies in the range of their ``distill.*`` key
+_TRAIN_RANGES = {"prune_after": (0.0, 0.9, (int, float)), "prune_stages": (1, 8, (int,))}
+
+
+def _check_range(key: str, value: Any) -> None:
+    low, high, kinds = _TRAIN_RANGES[key]
     if is_distribution(value):
         values = value.get("float") or value.get("int") or value.get("choice")
     else:
         values = [value]
-    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 0.9 for v in values)
-    require(ok, "train.prune_after", "must stay in [0, 0.9]", value)
+    ok = all(isinstance(v, kinds) and not isinstance(v, bool) and low <= v <= high for v in values)
+    require(ok, f"train.{key}", f"must stay in [{low}, {high}]" + ("" if float in kinds else " (whole numbers)"), value)
 
 
 def _check_block(block: Any, key: str) -> None:

@@ -86,6 +86,13 @@ class Transform(ABC):
     @abstractmethod
     def apply(self, state: StateDict, shape: ModelShape, resolved: dict[str, Any]) -> tuple[StateDict, ModelShape]: ...
 
+    def stage_options(self, start: ModelShape, now: ModelShape, options: Any, remaining: int) -> Any | None:
+        """``distill.prune_stages``: the options for one stage of a gradual prune, which take ``now``
+        ``1 / remaining`` of the way (geometrically) to where ``options`` take ``start``; with
+        ``remaining == 1`` exactly there. None (the default): the transform applies whole, with its
+        own options, at the last stage."""
+        return None
+
     def wrap(self, model: Any, resolved: dict[str, Any]) -> Any:
         """Prepare the built model for training (e.g. add LoRA adapters). Default: unchanged."""
         return model

@@ -282,16 +282,60 @@ def split_for_warmup(teacher_model: Any, built: StudentBuild) -> tuple[StudentBu
     return first, built._steps[cut:]
 
 
-def extend_student(teacher_model: Any, first: StudentBuild, steps: list[_Step], ctx: BuildContext) -> StudentBuild:
+def extend_student(
+    teacher_model: Any, first: StudentBuild, steps: list[_Step], ctx: BuildContext, stage: int | None = None
+) -> StudentBuild:
     """``first`` (trained) made smaller by ``steps``, their choices resolved on its own weights; the
-    record lists every transform, so ``rebuild_student`` gives this shape from the teacher."""
+    record lists every transform, so ``rebuild_student`` gives this shape from the teacher.
+    ``stage`` (``distill.prune_stages``): the stage of a gradual prune these steps are, recorded
+    with them so that a rebuild repeats the same stages."""
     trained = first.export_model().to("cpu").eval()
     state = {k: v.detach().to("cpu", copy=True) for k, v in trained.state_dict().items()}
     state, shape, records = _resolve_steps(
         trained, state, first.shape, steps, ctx, first.token_id_map, teacher_model.config
     )
+    if stage is not None:
+        records = [{**r, "stage": stage} for r in records]
     records = [dict(r) for r in first.resolved["transforms"]] + records
     return _finish(teacher_model, first._steps + steps, records, state, shape, _record_extra(first.resolved))
+
+
+def prune_stages(start: ModelShape, steps: list[_Step], stages: int, ctx: BuildContext) -> list[list[_Step]]:
+    """``distill.prune_stages``: the within-layer ``steps`` (planned from ``start``, the warmed-up
+    student's shape) split into ``stages`` gradual stages. Transforms with ``stage_options``
+    (heads, ffn) take a geometric share of their cut at every stage and end exactly where the
+    one-shot prune ends; the others apply whole at the last stage."""
+    if stages <= 1:
+        return [list(steps)]
+    out, now = [], start
+    for stage in range(1, stages + 1):
+        remaining, begin, group = stages - stage + 1, start, []
+        for s in steps:
+            opts = s.transform.stage_options(begin, now, s.options, remaining)
+            step = s if opts is None and remaining == 1 else None
+            if opts is not None:
+                raw = {**dict(s.step.options), **_changed(s.options, opts)}
+                step = _Step(s.index, Step(s.step.name, raw), s.transform, opts)
+            if step is not None:
+                group.append(step)
+                now = step.transform.plan(now, step.options, ctx)
+            begin = s.transform.plan(begin, s.options, ctx)
+        out.append(group)
+    return out
+
+
+def recorded_stages(built: StudentBuild, steps: list[_Step]) -> list[list[_Step]]:
+    """The stages a staged build recorded for its last ``steps`` (one group when it was not staged)."""
+    records = built.resolved["transforms"][len(built.resolved["transforms"]) - len(steps) :]
+    numbers = [r.get("stage", 1) for r in records]
+    return [[s for s, n in zip(steps, numbers) if n == k] for k in sorted(set(numbers))]
+
+
+def _changed(before: Any, after: Any) -> dict[str, Any]:
+    import dataclasses
+
+    new = dataclasses.asdict(after)
+    return {k: v for k, v in new.items() if getattr(before, k) != v}
 
 
 def _remapped_context(ctx: BuildContext, token_map: Any) -> BuildContext:

@@ -85,6 +85,12 @@ class Ffn(Transform):
     def plan(self, shape: ModelShape, options: FfnOptions, ctx: BuildContext) -> ModelShape:
         return _with_ffn(shape, _counts(shape, options))
 
+    def stage_options(self, start: ModelShape, now: ModelShape, options: FfnOptions, remaining: int) -> FfnOptions:
+        final = _counts(start, options)
+        ratio = imp.stage_ratio([layer.ffn for layer in now.layers], final, remaining, options.scope)
+        # rounding to a multiple only where the width is final (it is one already)
+        return replace(options, ratio=ratio, multiple_of=options.multiple_of if remaining == 1 else 1)
+
     def resolve(self, model: Any, shape: ModelShape, options: FfnOptions, ctx: BuildContext) -> dict[str, Any]:
         counts = _counts(shape, options)
         if options.score == "magnitude":

@@ -81,6 +81,11 @@ class Heads(Transform):
     def plan(self, shape: ModelShape, options: HeadsOptions, ctx: BuildContext) -> ModelShape:
         return _with_heads(shape, _counts(shape, options))
 
+    def stage_options(self, start: ModelShape, now: ModelShape, options: HeadsOptions, remaining: int) -> HeadsOptions:
+        final = _counts(start, options)
+        now_counts = [layer.heads for layer in now.layers]
+        return replace(options, ratio=imp.stage_ratio(now_counts, final, remaining, options.scope))
+
     def resolve(self, model: Any, shape: ModelShape, options: HeadsOptions, ctx: BuildContext) -> dict[str, Any]:
         counts = _counts(shape, options)
         if options.score == "magnitude":

@@ -246,6 +246,15 @@ def layer_counts(sizes: list[int], ratios: list[float]) -> list[int]:
     return [max(1, min(n, round(r * n))) for n, r in zip(sizes, ratios)]
 
 
+def stage_ratio(now: list[int], final: list[int], remaining: int, scope: str) -> float | list[float]:
+    """The keep ratio of one pruning stage: ``(final / now) ** (1 / remaining)`` per layer (scope
+    ``layer``) or over the total (``global``), so that ``remaining`` stages of it reach ``final``;
+    the last stage (``remaining == 1``) gives ``final`` exactly, whatever the rounding before."""
+    if scope == "global":
+        return min(1.0, (sum(final) / sum(now)) ** (1 / remaining))
+    return [min(1.0, (f / n) ** (1 / remaining)) for f, n in zip(final, now)]
+
+
 def global_total(sizes: list[int], ratio: float) -> int:
     """Units kept over all layers for a global ratio: at least one per layer."""
     return max(len(sizes), min(sum(sizes), round(ratio * sum(sizes))))

@@ -232,3 +232,31 @@ def test_pruning_scores_on_as_many_examples_as_configured(tiny_run, monkeypatch)
     # plans and the augmenter read token statistics only; counted once, shared by every size
     assert prep.token_context().calibration is None
     assert prep.build_context(40).token_counts is prep.token_context().token_counts is prep.build_context().token_counts
+
+
+def test_prune_stages_cut_gradually_and_a_rebuild_repeats_the_stages(tiny_run):
+    """distill.prune_stages 2 with prune_after 0.5 on 8 steps: FFN cut after steps 2 and 4, each
+    time scored on the student's own weights; the record marks the stages, and distilling from it
+    (as export does) repeats them and gives the same student."""
+    from autodistill.config import load_config
+    from autodistill.pipeline import distill_student, prepare, prune_points
+    from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+
+    path, _ = tiny_run
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.25}]"
+    args = [form, "distill.max_steps=8", "distill.prune_after=0.5", "distill.eval_every=2", "distill.prune_stages=2"]
+    prep = prepare(load_config(path, args), progress=False)
+    student, loss = StudentSpec.from_config(prep.cfg.student), LossSpec.from_config(prep.cfg.distill.loss)
+    seen: list[int] = []
+    run = distill_student(prep, student, loss, evaluate=lambda step, q: seen.append(step))
+    assert run.warmup_steps == 2 and run.train.steps == 8 and seen == [6, 8]
+    assert [h["step"] for h in run.train.history] == list(range(1, 9))
+    records = run.build.resolved["transforms"]
+    assert [(r["name"], r.get("stage")) for r in records] == [("depth", None), ("ffn", 1), ("ffn", 2)]
+    teacher_ffn = prep.teacher_model().config.intermediate_size
+    widths = [len(r["resolved"]["keep"][0]) for r in records[1:]]
+    assert widths == [teacher_ffn // 2, teacher_ffn // 4]  # sqrt(0.25) of the width, then the rest of the cut
+    again = distill_student(prep, None, loss, built=run.build)
+    assert again.build.resolved == run.build.resolved and again.validation == run.validation
+    assert prune_points(TrainSpec(steps=530, prune_after=0.5), 2) == [132, 265]
+    assert prune_points(TrainSpec(steps=3, prune_after=0.9), 2) == [1, 2]

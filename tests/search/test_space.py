@@ -74,6 +74,8 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"train": {"momentum": 0.9}}, "train.momentum"),
         ({"train": {"prune_after": 1.5}}, "train.prune_after"),
         ({"train": {"prune_after": {"float": [0.0, 0.95]}}}, "train.prune_after"),
+        ({"train": {"prune_stages": {"int": [1, 9]}}}, "train.prune_stages"),
+        ({"train": {"prune_stages": 1.5}}, "train.prune_stages"),
     ],
 )
 def test_bad_space_names_the_key(tmp_path, patch, key):

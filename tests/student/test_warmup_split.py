@@ -95,3 +95,57 @@ def test_every_within_layer_transform_extends_a_trained_student(name):
         out = final.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert out.shape == (batch["input_ids"].shape[0], 2) and torch.isfinite(out).all()
     assert rebuild_student(teacher, final.resolved).shape == final.shape
+
+
+@pytest.mark.parametrize(
+    "heads, ffn",
+    [({"ratio": 0.5}, {"ratio": 0.25}), ({"ratio": 0.5, "scope": "global"}, {"ratio": [0.5, 0.25], "multiple_of": 4})],
+)
+def test_gradual_stages_end_where_the_one_shot_prune_ends(heads, ffn):
+    """distill.prune_stages: heads and FFN are cut in stages, each scored on the student's own
+    weights; the widths shrink at every stage and end exactly at the one-shot plan, and the record
+    (stages marked) rebuilds that shape from the teacher."""
+    from autodistill.student.build import prune_stages, recorded_stages
+
+    teacher, ctx = tiny_teacher(), build_context()
+    spec = StudentSpec((Step("depth", {"layers": 2, "choice": "uniform"}), Step("heads", heads), Step("ffn", ffn)))
+    one_shot = build_student(teacher, spec, ctx)
+    first, rest = build_for_warmup(teacher, spec, ctx)
+    groups = prune_stages(first.shape, rest, 3, ctx)
+    assert [[s.step.name for s in g] for g in groups] == [["heads", "ffn"]] * 3
+    current, widths = first, []
+    for number, group in enumerate(groups, start=1):
+        current = extend_student(teacher, current, group, ctx, stage=number)
+        widths.append(
+            (sum(layer.heads for layer in current.shape.layers), [layer.ffn for layer in current.shape.layers])
+        )
+    assert current.shape == one_shot.shape or current.num_parameters() == one_shot.num_parameters()
+    assert [layer.ffn for layer in current.shape.layers] == [layer.ffn for layer in one_shot.shape.layers]
+    heads_left = [w[0] for w in widths]
+    ffn_left = [sum(w[1]) for w in widths]
+    start = (sum(layer.heads for layer in first.shape.layers), sum(layer.ffn for layer in first.shape.layers))
+    assert (
+        start[0] > heads_left[0] >= heads_left[1] >= heads_left[2]
+        and start[1] > ffn_left[0] > ffn_left[1] > ffn_left[2]
+    )
+    assert [r.get("stage") for r in current.resolved["transforms"]] == [None, 1, 1, 2, 2, 3, 3]
+    assert rebuild_student(teacher, current.resolved).shape == current.shape
+    _, recorded = split_for_warmup(teacher, current)
+    again = recorded_stages(current, recorded)
+    assert [[s.step.options for s in g] for g in again] == [[s.step.options for s in g] for g in groups]
+    assert prune_stages(first.shape, rest, 1, ctx) == [rest]  # one stage: the steps as they are
+
+
+def test_transforms_without_stages_apply_whole_at_the_last_stage():
+    from autodistill.student.build import prune_stages
+
+    teacher, ctx = tiny_teacher(), build_context()
+    steps = (
+        Step("depth", {"layers": 2, "choice": "uniform"}),
+        Step("ffn", {"ratio": 0.5}),
+        Step("hidden", {"ratio": 0.5}),
+    )
+    first, rest = build_for_warmup(teacher, StudentSpec(steps), ctx)
+    groups = prune_stages(first.shape, rest, 2, ctx)
+    assert [[s.step.name for s in g] for g in groups] == [["ffn"], ["ffn", "hidden"]]
+    assert groups[1][1] is rest[1]  # unchanged options
