@@ -261,14 +261,14 @@ def distill_student(
     stages = None
     if built is not None:
         split = split_for_warmup(tmodel, built) if warmup else None
-        if split is not None:  # the stages the record holds (one unless it was pruned gradually)
+        if split is not None:  # the stages a gradually pruned record holds
             stages = recorded_stages(built, split[1])
     else:
         split = build_for_warmup(tmodel, student, ctx) if warmup else None
         built = build_student(tmodel, student, ctx) if split is None else None
-        if split is not None:
-            # a run too short for every stage (a step each) prunes in as many as it can
-            stages = prune_stages(split[0].shape, split[1], min(spec.prune_stages, spec.steps - 1), ctx)
+    if split is not None and stages is None:
+        # a run too short for every stage (a step each) prunes in as many as it can
+        stages = prune_stages(split[0].shape, split[1], min(spec.prune_stages, spec.steps - 1), ctx)
     k = 0
     if split is None:
         result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)

@@ -324,10 +324,13 @@ def prune_stages(start: ModelShape, steps: list[_Step], stages: int, ctx: BuildC
     return out
 
 
-def recorded_stages(built: StudentBuild, steps: list[_Step]) -> list[list[_Step]]:
-    """The stages a staged build recorded for its last ``steps`` (one group when it was not staged)."""
+def recorded_stages(built: StudentBuild, steps: list[_Step]) -> list[list[_Step]] | None:
+    """The stages a gradually pruned build recorded for its last ``steps``; None when the record
+    marks none (a one-shot record: ``prune_stages`` may stage its steps anew)."""
     records = built.resolved["transforms"][len(built.resolved["transforms"]) - len(steps) :]
-    numbers = [r.get("stage", 1) for r in records]
+    numbers = [r.get("stage") for r in records]
+    if all(n is None for n in numbers):
+        return None
     return [[s for s, n in zip(steps, numbers) if n == k] for k in sorted(set(numbers))]
 
 

@@ -258,5 +258,10 @@ def test_prune_stages_cut_gradually_and_a_rebuild_repeats_the_stages(tiny_run):
     assert widths == [teacher_ffn // 2, teacher_ffn // 4]  # sqrt(0.25) of the width, then the rest of the cut
     again = distill_student(prep, None, loss, built=run.build)
     assert again.build.resolved == run.build.resolved and again.validation == run.validation
+    one_shot = prepare(load_config(path, args[:-1]), progress=False)
+    plain = distill_student(one_shot, student, loss)
+    assert [r.get("stage") for r in plain.build.resolved["transforms"]] == [None, None]
+    staged = distill_student(prep, None, loss, built=plain.build)  # a one-shot record, staged by the config
+    assert staged.build.resolved == run.build.resolved
     assert prune_points(TrainSpec(steps=530, prune_after=0.5), 2) == [132, 265]
     assert prune_points(TrainSpec(steps=3, prune_after=0.9), 2) == [1, 2]

@@ -134,6 +134,7 @@ def test_gradual_stages_end_where_the_one_shot_prune_ends(heads, ffn):
     again = recorded_stages(current, recorded)
     assert [[s.step.options for s in g] for g in again] == [[s.step.options for s in g] for g in groups]
     assert prune_stages(first.shape, rest, 1, ctx) == [rest]  # one stage: the steps as they are
+    assert recorded_stages(one_shot, split_for_warmup(teacher, one_shot)[1]) is None  # no stages recorded
 
 
 def test_transforms_without_stages_apply_whole_at_the_last_stage():
