@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-count", type=int, default=2, help="vocabulary pruning's min_count for the pruned forms")
     ap.add_argument("--score", choices=["gradient", "fisher", "magnitude"], default="gradient", help="heads/ffn score")
+    ap.add_argument("--layers", default=None, help="teacher layers the depth step keeps, e.g. 0,2,5 (explicit)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = ap.parse_args(argv)
     unknown = [f for f in args.forms.split(",") if f not in FORMS]
@@ -95,13 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     train = {"lr": args.lr} if args.lr else {}
     print(
         f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, vocabulary min_count {args.min_count}, "
-        f"heads/ffn score {args.score}, calibration examples {cfg.student.calibration_examples}, "
+        f"heads/ffn score {args.score}, layers {args.layers or 'as the form says'}, calibration examples {cfg.student.calibration_examples}, "
         f"{cfg.distill.epochs} epochs, batch-1 latency at seq len {seq_len}"
     )
     print(f"{'form':<8}{'valid':>8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
     for name in args.forms.split(","):
         steps = [(n, {**o, "min_count": args.min_count} if n == "vocab" else o) for n, o in FORMS[name]]
         steps = [(n, {**o, "score": args.score} if n in ("heads", "ffn") else o) for n, o in steps]
+        if args.layers:
+            keep = [int(i) for i in args.layers.split(",")]
+            steps = [(n, {"choice": "explicit", "layers_to_keep": keep} if n == "depth" else o) for n, o in steps]
         built = build_student(teacher, StudentSpec(tuple(Step(n, o) for n, o in steps)), prep.build_context())
         record = {"number": -1, "resolved": built.resolved, "loss": LOSSES[args.loss], "train": train}
         record["objectives"] = {"quality": float("nan")}
