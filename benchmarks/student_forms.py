@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     train = {"lr": args.lr} if args.lr else {}
     print(
         f"loss {args.loss}, lr {args.lr or cfg.distill.lr}, seed {args.seed}, vocabulary min_count {args.min_count}, "
-        f"heads/ffn score {args.score}, layers {args.layers or 'as the form says'}, calibration examples {cfg.student.calibration_examples}, "
+        f"heads/ffn score {args.score}, layers {args.layers or 'as the form says'}, "
+        f"calibration examples {cfg.student.calibration_examples}, "
         f"{cfg.distill.epochs} epochs, batch-1 latency at seq len {seq_len}"
     )
     print(f"{'form':<8}{'valid':>8}{'test':>8}{'parameters':>13}{'share':>8}{'speedup b1':>12}")
