@@ -63,6 +63,15 @@ FORMS = {
 LOSSES = {
     "recipe": RECIPE_LOSS,
     "hidden": {**RECIPE_LOSS, "terms": [*RECIPE_LOSS["terms"], {"name": "hidden_mse", "weight": 1.0}]},
+    "hidden3": {**RECIPE_LOSS, "terms": [*RECIPE_LOSS["terms"], {"name": "hidden_mse", "weight": 3.0}]},
+    "relation": {
+        **RECIPE_LOSS,
+        "terms": [
+            *RECIPE_LOSS["terms"],
+            {"name": "hidden_mse", "weight": 1.0},
+            {"name": "attention_relation", "weight": 1.0, "relation_heads": 16},
+        ],
+    },
 }
 
 
