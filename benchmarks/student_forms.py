@@ -1,11 +1,12 @@
 """Student forms under the parameter cap, final-trained side by side (run by hand, not in CI).
 
-    python benchmarks/student_forms.py configs/demo.yaml [--forms 2,3ffn50,4thin,6thin] [--loss recipe|hidden]
-        [--lr 3e-4] [--seed 0] [--score gradient|fisher|magnitude] [--set KEY=VALUE ...]
+    python benchmarks/student_forms.py configs/demo.yaml [--forms 2,3ffn50,4thin,6thin] [--loss recipe|hidden|...]
+        [--lr 3e-4] [--seed 0] [--score gradient|fisher|magnitude] [--layers 1,3,5] [--set KEY=VALUE ...]
 
 Each named form (vocabulary pruned with min_count 2, then depth, heads and FFN pruning) is built
 from the teacher and distilled at the config's full length (``export``'s final training), with
-DistilBERT's loss (CE + KL, alpha 0.5, T = 2) or that plus hidden-state MSE (weight 1). Prints each
+DistilBERT's loss (CE + KL, alpha 0.5, T = 2), that plus hidden-state MSE (weight 1; ``hidden3``:
+weight 3) or plus MiniLMv2 attention relations as well (``relation``). Prints each
 form's test accuracy, parameters as a share of the teacher's and its batch-1 speedup over the
 teacher, the two timed with their passes interleaved in this process. It shows which forms can
 meet both export targets (3x at batch 1, the recipe's accuracy) on a given teacher.
@@ -41,13 +42,13 @@ FORMS = {
         ("heads", {"ratio": 0.5}),
         ("ffn", {"ratio": 0.25}),
     ],
-    "3h43f41": [  # the budgeted speed search's pick (README, give the search the pick's limits)
+    "3h43f41": [  # the budgeted speed search's pick (docs/MEASUREMENTS.md, Export)
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),
         ("heads", {"ratio": 0.4311}),
         ("ffn", {"ratio": 0.4062}),
     ],
-    "3h33f36": [  # the budgeted speed search's pick after Fisher scoring (README, Export)
+    "3h33f36": [  # the budgeted speed search's pick after Fisher scoring (docs/MEASUREMENTS.md, Export)
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),
         ("heads", {"ratio": 0.3333}),
