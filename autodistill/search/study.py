@@ -51,6 +51,8 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
         "data": data_fp[:16],
         # constraints are stored per trial: a resumed study under another budget would mix two
         "budget": {k: v for k, v in vars(cfg.budget).items() if v is not None},
+        # proxies prune on this many examples: trials scored on another number would not compare
+        "calibration_examples": cfg.search.calibration_examples,
     }
 
 
@@ -71,8 +73,9 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
         study.set_user_attr("identity", identity)
         return study
     names = {"objectives": "search.objectives", "space": "search.space", "teacher": "teacher", "data": "data"}
-    for key, what in {**names, "budget": "budget"}.items():
-        if key == "budget" and key not in old:  # a study made before budgets were part of its identity
+    later = {"budget": "budget", "calibration_examples": "search.calibration_examples"}
+    for key, what in {**names, **later}.items():
+        if key in later and key not in old:  # a study made before this was part of its identity
             continue
         if old.get(key) != identity.get(key):
             raise ConfigError(

@@ -231,6 +231,9 @@ def test_resume_checks_objectives(tiny_search):
     # trials store their constraints: another budget would mix feasibility under two budgets
     with pytest.raises(ConfigError, match=r"different budget \(budget: \{\}, now \{'min_speedup': 2.0\}\)"):
         Search(load_config(path, ["budget.min_speedup=2"]), progress=False).run()
+    # proxies prune on search.calibration_examples: trials scored on another number would not compare
+    with pytest.raises(ConfigError, match=r"different search.calibration_examples \(calibration_examples: 256"):
+        Search(load_config(path, ["search.calibration_examples=64"]), progress=False).run()
     assert len(_study(tmp).trials) == 1, "the refused resume loses nothing and adds nothing"
 
 
