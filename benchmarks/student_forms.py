@@ -54,6 +54,20 @@ FORMS = {
         ("heads", {"ratio": 0.3333}),
         ("ffn", {"ratio": 0.3600}),
     ],
+    "3x75h50f50": [  # hidden channels pruned as well (Minitron-style width pruning)
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("hidden", {"ratio": 0.75}),
+        ("heads", {"ratio": 0.5}),
+        ("ffn", {"ratio": 0.5}),
+    ],
+    "4x75h50f50": [
+        VOCAB,
+        ("depth", {"layers": 4, "choice": "uniform"}),
+        ("hidden", {"ratio": 0.75}),
+        ("heads", {"ratio": 0.5}),
+        ("ffn", {"ratio": 0.5}),
+    ],
     "3h50f50": [
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),
