@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -55,7 +56,7 @@ def model_card(r: dict[str, Any]) -> str:
         f"Made by autodistill from study `{r['study']['name']}`: trial {pick['trial']} picked by {pick['rule']}"
         + (" (on the Pareto front)." if pick["on_front"] else " (not on the Pareto front: best under the rule)."),
         "",
-        *_candidates(pick.get("candidates") or []),
+        *_candidates(pick.get("candidates") or [], pick.get("validation_examples"), metric),
         "## Use",
         "",
         _how_to_load(s["kind"], r.get("out_name", ".")),
@@ -148,11 +149,20 @@ def model_card(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _candidates(rows: list[dict[str, Any]]) -> list[str]:
-    """The candidates' line: each final-trained, the best validation kept."""
+def _candidates(rows: list[dict[str, Any]], examples: int | None, metric: str) -> list[str]:
+    """The candidates' line: each final-trained, the best validation kept; for accuracy, how far
+    apart two of them must be for the validation split to tell them apart."""
     if not rows:
         return []
     each = "; ".join(
         f"trial {c['trial']}: {c['final_validation']:.4f} (proxy {c['proxy_validation']:.4f})" for c in rows
     )
-    return [f"The {len(rows)} best trials under the rule were each trained in full; validation after it: {each}.", ""]
+    line = f"The {len(rows)} best trials under the rule were each trained in full; validation after it: {each}."
+    if metric == "accuracy" and examples:
+        q = max(c["final_validation"] for c in rows)
+        se = 100 * math.sqrt(max(q * (1 - q), 1e-12) / examples)
+        line += (
+            f" On {examples:,} validation examples an accuracy of {q:.2f} has a standard error of about {se:.1f}"
+            " points: candidates closer than that to the best are not told apart by this split."
+        )
+    return [line, ""]

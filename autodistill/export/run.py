@@ -88,6 +88,7 @@ def run_export(
     target = Path(out) if out is not None else Path(cfg.output_dir) / "export"
     result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
+    result["pick"]["validation_examples"] = len(prep.encoded["validation"].labels)
     with atomic_folder(target) as tmp:
         _write_hf(final, prep, tmp)
         from autodistill.search.front import plot_front

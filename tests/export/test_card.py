@@ -135,3 +135,18 @@ def test_stock_card_needs_transformers_alone():
     card = model_card(r)
     assert "Kind: stock" in card and "transformers alone" in card and "import autodistill" not in card
     assert "LoRA" not in card and "## ONNX" not in card
+
+
+def test_candidates_line_gives_the_validation_noise_for_accuracy_only():
+    from autodistill.export.card import _candidates
+
+    rows = [
+        {"trial": 3, "proxy_validation": 0.80, "final_validation": 0.85},
+        {"trial": 7, "proxy_validation": 0.79, "final_validation": 0.84},
+    ]
+    line = _candidates(rows, 1066, "accuracy")[0]
+    assert "trial 3: 0.8500 (proxy 0.8000); trial 7: 0.8400 (proxy 0.7900)" in line
+    assert "On 1,066 validation examples an accuracy of 0.85 has a standard error of about 1.1 points" in line
+    assert "standard error" not in _candidates(rows, 1066, "macro_f1")[0]
+    assert "standard error" not in _candidates(rows, None, "accuracy")[0]  # an export made before it was recorded
+    assert _candidates([], 1066, "accuracy") == []

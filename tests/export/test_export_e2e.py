@@ -258,7 +258,12 @@ def test_candidates_are_trained_in_full_and_the_best_validation_is_kept(searched
     assert r["pick"]["trial"] == best["trial"]
     assert r["student"]["validation"]["quality"] == pytest.approx(best["final_validation"])
     assert "--candidates 2" in r["pick"]["rule"]
-    assert "were each trained in full" in (tmp_path / "cand" / "README.md").read_text()
+    card = (tmp_path / "cand" / "README.md").read_text()
+    assert "were each trained in full" in card
+    n, q = r["pick"]["validation_examples"], best["final_validation"]
+    assert isinstance(n, int) and n > 0  # the validation split's size is recorded with the pick
+    se = 100 * (max(q * (1 - q), 1e-12) / n) ** 0.5
+    assert f"On {n:,} validation examples an accuracy of {q:.2f} has a standard error of about {se:.1f}" in card
     with pytest.raises(PickError, match="--no-retrain"):
         api.export(path, max_params=10**9, candidates=2, retrain=False, out=tmp_path / "x", overrides=overrides)
     assert not (tmp_path / "x").exists()
