@@ -304,7 +304,8 @@ def prune_stages(start: ModelShape, steps: list[_Step], stages: int, ctx: BuildC
     """``distill.prune_stages``: the within-layer ``steps`` (planned from ``start``, the warmed-up
     student's shape) split into ``stages`` gradual stages. Transforms with ``stage_options``
     (heads, ffn) take a geometric share of their cut at every stage and end exactly where the
-    one-shot prune ends; the others apply whole at the last stage."""
+    one-shot prune ends; the others apply whole at the last stage. Stages left with nothing to cut
+    (no transform with stages) are dropped."""
     if stages <= 1:
         return [list(steps)]
     out, now = [], start
@@ -321,7 +322,7 @@ def prune_stages(start: ModelShape, steps: list[_Step], stages: int, ctx: BuildC
                 now = step.transform.plan(now, step.options, ctx)
             begin = s.transform.plan(begin, s.options, ctx)
         out.append(group)
-    return out
+    return [g for g in out if g]  # a stage with nothing to cut would only split the schedule
 
 
 def recorded_stages(built: StudentBuild, steps: list[_Step]) -> list[list[_Step]] | None:

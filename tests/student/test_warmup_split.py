@@ -150,3 +150,6 @@ def test_transforms_without_stages_apply_whole_at_the_last_stage():
     groups = prune_stages(first.shape, rest, 2, ctx)
     assert [[s.step.name for s in g] for g in groups] == [["ffn"], ["ffn", "hidden"]]
     assert groups[1][1] is rest[1]  # unchanged options
+    only_hidden = (Step("depth", {"layers": 2, "choice": "uniform"}), Step("hidden", {"ratio": 0.5}))
+    first, rest = build_for_warmup(teacher, StudentSpec(only_hidden), ctx)
+    assert prune_stages(first.shape, rest, 3, ctx) == [rest]  # nothing to cut gradually: one stage
