@@ -82,15 +82,14 @@ def compare(student: dict[str, Any], teacher: dict[str, Any]) -> dict[str, float
 
 def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """One fixed distillation: writes the student (HF format) and ``result.json`` to output_dir."""
-    from autodistill.pipeline import distill_student, prepare, student_quality, versions
+    from autodistill.pipeline import distill_student, prepare, shipped_quality, versions
 
     student_spec = StudentSpec.from_config(cfg.student)
     loss_spec = LossSpec.from_config(cfg.distill.loss)
     validate_components(cfg)
     prep = prepare(cfg, progress=progress)
     run = distill_student(prep, student_spec, loss_spec)
-    model = run.build.model
-    test = student_quality(prep, model, "test", run.token_id_map)
+    test = shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the saved student sees it
     export = run.build.export_model()
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
     s_meas, t_meas = measure_models([export, prep.teacher_model()], cfg, seq_len)

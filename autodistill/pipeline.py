@@ -205,17 +205,40 @@ class StudentRun:
     warmup_steps: int = 0  # distill.prune_after: steps trained before the within-layer transforms applied
 
 
-def student_quality(prep: Prepared, model: Any, split: str, token_id_map: torch.Tensor | None) -> dict[str, float]:
+def student_quality(
+    prep: Prepared, model: Any, split: str, token_id_map: torch.Tensor | None, shipped: Any = None
+) -> dict[str, float]:
+    """Quality on ``split`` as training sees it (the teacher's tokens, mapped through
+    ``token_id_map``), or, with ``shipped`` (``shipped_split``'s encoding and pad id), as users of
+    the saved student will (its own tokenizer; no map)."""
     from autodistill.evaluate import agreement, task_metrics
     from autodistill.train.inference import predict_logits
 
-    enc = prep.encoded[split]
+    enc, pad_id = shipped or (prep.encoded[split], prep.pad_id)
+    token_id_map = None if shipped is not None else token_id_map
     device = next(model.parameters()).device
-    logits = predict_logits(model, enc, prep.pad_id, prep.cfg.distill.eval_batch_size, device, token_id_map)
+    logits = predict_logits(model, enc, pad_id, prep.cfg.distill.eval_batch_size, device, token_id_map)
     preds = logits.argmax(-1)
     out = task_metrics(enc.labels, preds, prep.cfg.data.metric)
     out["teacher_agreement"] = agreement(preds, prep.teacher_preds(split))
     return out
+
+
+def shipped_split(prep: Prepared, build: Any, split: str) -> tuple[Encoded, int]:
+    """``split`` encoded as users of the saved student will encode it, with its own tokenizer, and
+    that tokenizer's pad id. Only a vocabulary-pruned student differs from the teacher's tokens
+    mapped through its ``token_id_map``: its tokenizer splits a word that needs a dropped piece into
+    kept pieces (or one [UNK]), where training mapped that piece to [UNK]; reported test metrics
+    are measured this way so that ``autodistill evaluate`` on the saved folder gives them back."""
+    if build.token_id_map is None:
+        return prep.encoded[split], prep.pad_id
+    tokenizer = build.remap_tokenizer(prep.teacher.tokenizer)
+    return encode(prep.data.split(split), tokenizer, prep.cfg.data.max_length), int(tokenizer.pad_token_id)
+
+
+def shipped_quality(prep: Prepared, build: Any, split: str = "test") -> dict[str, float]:
+    """``student_quality`` of ``build.model`` as its saved folder will run (``shipped_split``)."""
+    return student_quality(prep, build.model, split, None, shipped_split(prep, build, split))
 
 
 def distill_student(

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from autodistill.config import load_config
-from autodistill.pipeline import Prepared, distill_student, prepare, student_quality, train_spec
+from autodistill.pipeline import Prepared, distill_student, prepare, shipped_quality, train_spec
 from autodistill.specs import LossSpec, Step, StudentSpec
 
 
@@ -38,7 +38,7 @@ def run_arm(
     spec = replace(train_spec(prep.cfg, len(prep.encoded["train"].labels)), steps=steps, seed=seed, eval_every=None)
     start = time.perf_counter()
     run = distill_student(prep, student, loss, spec, evaluate=None, keep_best=False)
-    test = student_quality(prep, run.build.model, "test", run.token_id_map)
+    test = shipped_quality(prep, run.build, "test")
     return {
         "validation": run.validation["quality"],
         "test": test["quality"],

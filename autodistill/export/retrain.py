@@ -22,7 +22,7 @@ import numpy as np
 from autodistill.config.run import LossConfig, RunConfig
 from autodistill.config.schema import parse
 from autodistill.errors import AutodistillError
-from autodistill.pipeline import Prepared, StudentRun, distill_student, student_quality, train_spec
+from autodistill.pipeline import Prepared, StudentRun, distill_student, shipped_quality, train_spec
 from autodistill.specs import LossSpec, TrainSpec
 
 
@@ -109,7 +109,7 @@ def final_student(
         augment=augment,
         calibration_examples=calibration,
     )
-    test = student_quality(prep, run.build.model, "test", run.token_id_map)
+    test = shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the export will see it
     recorded = float(trial["objectives"]["quality"])
     return FinalStudent(
         run,

@@ -247,6 +247,7 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
         quantize_int8,
         session,
     )
+    from autodistill.pipeline import shipped_split
     from autodistill.train.inference import predict_logits
 
     cfg = prep.cfg
@@ -255,8 +256,10 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
 
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
     model = final.run.build.export_model().to("cpu").eval()
-    enc, labels, id_map = prep.encoded["test"], prep.encoded["test"].labels, final.run.token_id_map
-    ref = predict_logits(model, enc, prep.pad_id, cfg.distill.eval_batch_size, "cpu", id_map)
+    # the test split as users of the saved student encode it (its own tokenizer), as for the card
+    enc, pad_id = shipped_split(prep, final.run.build, "test")
+    labels = enc.labels
+    ref = predict_logits(model, enc, pad_id, cfg.distill.eval_batch_size, "cpu")
     vocab = int(model.config.vocab_size)
     out: dict[str, Any] = {
         "pytorch": {
@@ -283,7 +286,7 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
         files.append(("int8", q))
     for name, path in files:
         sess = session(path, ev.threads)
-        logits = ort_logits(sess, enc, prep.pad_id, 64, id_map)
+        logits = ort_logits(sess, enc, pad_id, 64)
         if name == "onnx":  # fp32 must match PyTorch; int8 is lossy and is measured, not checked
             parity = check_parity(ref, logits, "The ONNX export (onnxruntime)")
         else:
