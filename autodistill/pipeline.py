@@ -206,7 +206,11 @@ class StudentRun:
 
 
 def student_quality(
-    prep: Prepared, model: Any, split: str, token_id_map: torch.Tensor | None, shipped: Any = None
+    prep: Prepared,
+    model: Any,
+    split: str,
+    token_id_map: torch.Tensor | None,
+    shipped: tuple[Encoded, int] | None = None,
 ) -> dict[str, float]:
     """Quality on ``split`` as training sees it (the teacher's tokens, mapped through
     ``token_id_map``), or, with ``shipped`` (``shipped_split``'s encoding and pad id), as users of

@@ -21,8 +21,9 @@ import numpy as np
 
 from autodistill.config.run import LossConfig, RunConfig
 from autodistill.config.schema import parse
+from autodistill.data import Encoded
 from autodistill.errors import AutodistillError
-from autodistill.pipeline import Prepared, StudentRun, distill_student, shipped_quality, train_spec
+from autodistill.pipeline import Prepared, StudentRun, distill_student, shipped_split, student_quality, train_spec
 from autodistill.specs import LossSpec, TrainSpec
 
 
@@ -67,6 +68,9 @@ class FinalStudent:
     n_examples: int
     test: dict[str, float]
     proxy_validation: float  # the search's estimate (recorded on the trial)
+    # the test split as the saved student encodes it (``pipeline.shipped_split``) and its pad id:
+    # ``test`` was measured on it, and the ONNX checks reuse it rather than tokenizing again
+    shipped_test: tuple[Encoded, int]
     reproduced_validation: float | None = None  # --no-retrain: the rerun's validation quality
     augment: dict[str, Any] | None = None  # distill.augment's options when its copies were used
 
@@ -109,7 +113,8 @@ def final_student(
         augment=augment,
         calibration_examples=calibration,
     )
-    test = shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the export will see it
+    shipped = shipped_split(prep, run.build, "test")  # as `autodistill evaluate` on the export will see it
+    test = student_quality(prep, run.build.model, "test", None, shipped)
     recorded = float(trial["objectives"]["quality"])
     return FinalStudent(
         run,
@@ -118,6 +123,7 @@ def final_student(
         len(indices),
         test,
         recorded,
+        shipped,
         None if retrain else float(run.validation["quality"]),
         _augment_record(prep) if augment and cfg.distill.augment.ratio > 0 else None,
     )

@@ -247,7 +247,6 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
         quantize_int8,
         session,
     )
-    from autodistill.pipeline import shipped_split
     from autodistill.train.inference import predict_logits
 
     cfg = prep.cfg
@@ -257,7 +256,7 @@ def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> d
     seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
     model = final.run.build.export_model().to("cpu").eval()
     # the test split as users of the saved student encode it (its own tokenizer), as for the card
-    enc, pad_id = shipped_split(prep, final.run.build, "test")
+    enc, pad_id = final.shipped_test
     labels = enc.labels
     ref = predict_logits(model, enc, pad_id, cfg.distill.eval_batch_size, "cpu")
     vocab = int(model.config.vocab_size)

@@ -9,7 +9,7 @@ the final model once. The record it returns (``StudentBuild.resolved``) is JSON-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -336,10 +336,8 @@ def recorded_stages(built: StudentBuild, steps: list[_Step]) -> list[list[_Step]
 
 
 def _changed(before: Any, after: Any) -> dict[str, Any]:
-    import dataclasses
-
-    new = dataclasses.asdict(after)
-    return {k: v for k, v in new.items() if getattr(before, k) != v}
+    """The options ``after`` sets differently from ``before`` (the raw record keeps the rest as given)."""
+    return {k: v for k, v in asdict(after).items() if getattr(before, k) != v}
 
 
 def _remapped_context(ctx: BuildContext, token_map: Any) -> BuildContext:

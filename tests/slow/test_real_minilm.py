@@ -93,7 +93,7 @@ def test_real_search_and_export_of_a_thin_registered_student(real_config, capsys
         "pruning": {"enabled": False},
         "calibration_examples": 128,
     }
-    thin = tmp / "thin.yaml.run"
+    thin = tmp / "thin-run.yaml"
     thin.write_text(yaml.safe_dump(cfg))
     assert main(["search", str(thin), "--quiet"]) == 0
     target = tmp / "thin-export"
