@@ -263,5 +263,10 @@ def test_prune_stages_cut_gradually_and_a_rebuild_repeats_the_stages(tiny_run):
     assert [r.get("stage") for r in plain.build.resolved["transforms"]] == [None, None]
     staged = distill_student(prep, None, loss, built=plain.build)  # a one-shot record, staged by the config
     assert staged.build.resolved == run.build.resolved
+    # a staged record needs a step per stage: too short a run is refused, naming the keys
+    from autodistill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"2 stages \(distill.prune_stages\), but 2 training steps are too few"):
+        distill_student(prep, None, loss, TrainSpec(steps=2, prune_after=0.5, prune_stages=2), built=run.build)
     assert prune_points(TrainSpec(steps=530, prune_after=0.5), 2) == [132, 265]
     assert prune_points(TrainSpec(steps=3, prune_after=0.9), 2) == [1, 2]

@@ -153,3 +153,25 @@ def test_transforms_without_stages_apply_whole_at_the_last_stage():
     only_hidden = (Step("depth", {"layers": 2, "choice": "uniform"}), Step("hidden", {"ratio": 0.5}))
     first, rest = build_for_warmup(teacher, StudentSpec(only_hidden), ctx)
     assert prune_stages(first.shape, rest, 3, ctx) == [rest]  # nothing to cut gradually: one stage
+
+
+@pytest.mark.parametrize("name", [n for n in TRANSFORMS.names() if TRANSFORMS.get(n).within_layers])
+def test_every_within_layer_transform_staged_ends_where_its_one_shot_plan_ends(name):
+    """The stage_options contract: cut in two stages (or whole at the last one, for a transform
+    without stages), every within-layer transform ends at the parameter count of its one-shot plan
+    (at most it, for a plan that is a bound), and the staged record rebuilds that shape."""
+    from autodistill.student.build import prune_stages
+
+    teacher, ctx = tiny_teacher(), build_context()
+    cls = TRANSFORMS.get(name)
+    steps = (Step("depth", {"layers": 2, "choice": "uniform"}), Step(name, dict(cls.example_options)))
+    first, rest = build_for_warmup(teacher, StudentSpec(steps), ctx)
+    one_shot = extend_student(teacher, first, rest, ctx)
+    current = first
+    for number, group in enumerate(prune_stages(first.shape, rest, 2, ctx), start=1):
+        current = extend_student(teacher, current, group, ctx, stage=number)
+    if cls().plan_exactness(rest[0].options) == "bound":
+        assert current.num_parameters() <= one_shot.resolved["planned_parameters"]
+    else:
+        assert current.num_parameters() == one_shot.num_parameters()
+    assert rebuild_student(teacher, current.resolved).shape == current.shape
