@@ -185,6 +185,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         seed=cfg.seed,
         prune_after=d.prune_after,
         prune_stages=d.prune_stages,
+        ema=d.ema,
     )
 
 

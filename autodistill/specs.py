@@ -90,6 +90,7 @@ class TrainSpec:
     seed: int = 0
     prune_after: float = 0.0  # distill.prune_after: the share of steps before within-layer transforms apply
     prune_stages: int = 1  # distill.prune_stages: heads and FFN pruned gradually, in this many stages
+    ema: float = 0.0  # distill.ema: > 0, the decay of the weight average that is evaluated and kept
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,8 +15,9 @@
    point); and that student against DistilBERT's recipe (``depth`` 3 layers ``uniform``, CE + KL
    with alpha 0.5 and T = 2, the same final training length), test accuracy and parameters, the
    median of ``--seeds`` seeds (target: equal or better accuracy at fewer parameters). The recipe
-   trains without ``distill.augment`` (not part of it) for the same number of steps; the table
-   says how many augmented copies per example each side saw.
+   trains without ``distill.augment`` and ``distill.ema`` (not part of it) for the same number of
+   steps; the table says how many augmented copies per example each side saw and whether its
+   weights were averaged.
 """
 
 from __future__ import annotations
@@ -72,23 +73,26 @@ def _worker(config: str, overrides: list[str], record: dict, proxy: dict, seed: 
     return _final(prepare(load_config(config, overrides), progress=False), record, proxy, seed)
 
 
-PLAIN = ["distill.augment.ratio=0", "data.unlabeled=[]"]  # the recipe's final training: no copies
+# the recipe's final training as a practitioner runs it: no copies, no weight average
+PLAIN = ["distill.augment.ratio=0", "data.unlabeled=[]", "distill.ema=0"]
 
 
 def plain(prep):
-    """``prep`` with ``distill.augment`` and ``data.unlabeled`` off (shares the data, teacher and cache)."""
+    """``prep`` with ``distill.augment``, ``data.unlabeled`` and ``distill.ema`` off (shares the data,
+    teacher and cache)."""
     from dataclasses import replace
 
     from autodistill.config.run import AugmentConfig
 
     cfg = prep.cfg
-    data, distill = replace(cfg.data, unlabeled=[]), replace(cfg.distill, augment=AugmentConfig())
+    data = replace(cfg.data, unlabeled=[])
+    distill = replace(cfg.distill, augment=AugmentConfig(), ema=0.0)
     return replace(prep, cfg=replace(cfg, data=data, distill=distill))
 
 
 def final_runs(args: argparse.Namespace, prep, jobs: list[tuple[dict, int, bool]], proxy: dict) -> list[dict]:
     """``_final`` for each (record, seed, augmented): in this process with ``prep``, or in ``--jobs``
-    workers; ``augmented=False`` turns ``distill.augment`` off for that run."""
+    workers; ``augmented=False`` turns ``distill.augment`` and ``distill.ema`` off for that run."""
     if args.jobs == 1:
         return [_final(prep if aug else plain(prep), rec, proxy, seed) for rec, seed, aug in jobs]
     import multiprocessing as mp
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.data.unlabeled and copies > 0:
         texts = len(prep.unlabeled()[0].texts)
         print(f"{'unlabeled texts':<26}{0:>14,}{texts:>14,}   ({', '.join(cfg.data.unlabeled)})")
+    print(f"{'weight average decay':<26}{0:>14g}{cfg.distill.ema:>14g}   (distill.ema; 0 is off)")
     verdict = statistics.median(picked_q) >= statistics.median(recipe_q) and s["parameters"]["total"] < recipe_params
     print(f"target (equal or better accuracy at fewer parameters): {'met' if verdict else 'NOT met'}")
     summary = {

@@ -172,6 +172,9 @@ class DistillConfig:
     # warm-up (stage k of n after k/n of it), a geometric share of the cut each, every stage scored
     # on the student's own weights; other within-layer transforms apply at the last stage
     prune_stages: int = 1
+    # > 0: the student that is evaluated, kept and saved is an exponential moving average of its
+    # weights over the steps (Polyak averaging), with this decay (e.g. 0.99: about the last 100 steps)
+    ema: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -189,6 +192,7 @@ class DistillConfig:
         require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
         require(0 <= self.prune_after <= 0.9, "prune_after", "must be in [0, 0.9]", self.prune_after)
         require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
+        require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
 
 
 @dataclass(frozen=True)

@@ -157,10 +157,10 @@ def _result(
     mode_text = (
         f"full-length distillation on the whole training split ({final.spec.steps} steps, "
         f"{final.n_examples:,} examples, "
-        f"best validation checkpoint kept{_augment_text(final.augment)}{_warmup_text(run)})"
+        f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)})"
         if final.mode == "retrained"
         else f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
-        f"examples{_warmup_text(run)}; not retrained)"
+        f"examples{_ema_text(final.spec)}{_warmup_text(run)}; not retrained)"
     )
     names = [st["name"] for st in build.resolved["transforms"]]
     data = prep.data
@@ -340,6 +340,12 @@ def _warmup_text(run: Any) -> str:
         f"; the student trained {run.warmup_steps} steps before {', '.join(names[cut:])} applied, "
         "their choices scored on its own weights (distill.prune_after)"
     )
+
+
+def _ema_text(spec: Any) -> str:
+    if not spec.ema:
+        return ""
+    return f"; the weights evaluated and kept are their moving average over the steps (decay {spec.ema:g}, distill.ema)"
 
 
 def _augment_text(augment: dict[str, Any] | None) -> str:

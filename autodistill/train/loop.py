@@ -60,6 +60,44 @@ def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: fl
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (``distill.ema``).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the first steps
+    do not hold the average at the starting weights. ``swapped()`` puts the average into the model
+    for an evaluation and restores the trained weights after.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.average = {n: p.detach().clone() for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for n, p in self.params.items():
+            self.average[n].lerp_(p.detach(), 1.0 - d)
+
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        for n, p in self.params.items():
+            p.copy_(self.average[n])
+
+    @contextlib.contextmanager
+    def swapped(self):
+        kept = {n: p.detach().clone() for n, p in self.params.items()}
+        self.copy_to_model()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in self.params.items():
+                    p.copy_(kept[n])
+
+
 def _epochs(indices: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int):
     epoch = 0
     while True:
@@ -125,6 +163,7 @@ def train(
     id_map = token_id_map.to(device) if token_id_map is not None else None
     result = TrainResult(steps=0, seconds=0.0)
     best_state: dict[str, torch.Tensor] | None = None
+    average = WeightAverage(model, spec.ema) if spec.ema > 0 else None
     batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed + step_offset)
     start = time.perf_counter()
     bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
@@ -170,6 +209,8 @@ def train(
             torch.nn.utils.clip_grad_norm_(trainable, spec.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update()
             if hasattr(loss_fn, "step_end"):
                 loss_fn.step_end(local)
             result.steps = local
@@ -179,13 +220,14 @@ def train(
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
             if evaluate is not None and (at_eval or local == spec.steps):
                 model.eval()
-                quality = float(evaluate(step))
+                with average.swapped() if average is not None else contextlib.nullcontext():
+                    quality = float(evaluate(step))
+                    if result.best_quality is None or quality > result.best_quality:
+                        result.best_quality, result.best_step = quality, step
+                        if keep_best:
+                            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
                 model.train()
                 result.evals.append((step, quality))
-                if result.best_quality is None or quality > result.best_quality:
-                    result.best_quality, result.best_step = quality, step
-                    if keep_best:
-                        best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:
@@ -194,6 +236,8 @@ def train(
         model.eval()
     if hasattr(loss_fn, "weight_history"):
         result.weights = loss_fn.weight_history()
+    if average is not None:
+        average.copy_to_model()
     if keep_best and best_state is not None and result.best_step != result.steps + step_offset:
         model.load_state_dict(best_state)
     return result

@@ -267,3 +267,17 @@ def test_candidates_are_trained_in_full_and_the_best_validation_is_kept(searched
     with pytest.raises(PickError, match="--no-retrain"):
         api.export(path, max_params=10**9, candidates=2, retrain=False, out=tmp_path / "x", overrides=overrides)
     assert not (tmp_path / "x").exists()
+
+
+def test_final_training_with_a_weight_average_says_so_on_the_card(searched, home, tmp_path):
+    from autodistill import api
+
+    path, _, _ = searched
+    overrides = ["tracking.enabled=false", "distill.ema=0.9"]
+    r = api.export(path, trial=0, out=tmp_path / "ema", overrides=overrides, progress=False)
+    assert r["train"]["mode"] == "retrained" and r["train"]["spec"]["ema"] == 0.9
+    card = (tmp_path / "ema" / "README.md").read_text()
+    assert "moving average over the steps (decay 0.9, distill.ema)" in card
+    plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=overrides[:1], progress=False)
+    assert plain["train"]["spec"]["ema"] == 0.0
+    assert "moving average" not in (tmp_path / "plain" / "README.md").read_text()

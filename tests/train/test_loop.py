@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -217,3 +219,49 @@ def test_stacked_targets_keep_what_the_live_teacher_gives_and_drop_extra_cached_
     assert out["teacher_hidden"][2].shape == (5, 5, 4) and out["teacher_hidden"][2][:2].eq(0).all()
     qkv = stack_targets(cached, {"teacher_qkv": {1: tuple(torch.ones(3, 5, 4) for _ in range(3))}})
     assert [t.shape[0] for t in qkv["teacher_qkv"][1]] == [5, 5, 5]
+
+
+def test_weight_average_follows_the_warm_started_decay():
+    from autodistill.train.loop import WeightAverage
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(0.0)
+    avg = WeightAverage(lin, decay=0.5)
+    expected = 0.0
+    for n, w in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        with torch.no_grad():
+            lin.weight.fill_(w)
+        avg.update()
+        d = min(0.5, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * w
+    assert float(avg.average["weight"]) == pytest.approx(expected)
+    with avg.swapped():
+        assert float(lin.weight) == pytest.approx(expected)
+    assert float(lin.weight) == 4.0  # the trained weight is back after the evaluation
+    avg.copy_to_model()
+    assert float(lin.weight) == pytest.approx(expected)
+
+
+def test_ema_evaluates_and_keeps_the_average_not_the_last_weights(tiny):
+    model, ce, enc, pad = tiny
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    name = "classifier.weight"
+    seen = []
+
+    def evaluate(step):
+        seen.append(model.state_dict()[name].clone())
+        return 0.5
+
+    spec = TrainSpec(steps=12, batch_size=8, lr=3e-3, eval_every=6, seed=1)
+    plain = train(model, ce, enc, np.arange(60), spec, pad, progress=False)
+    last = model.state_dict()[name].clone()
+    model.load_state_dict(start)
+    seen.clear()
+    averaged = train(model, ce, enc, np.arange(60), replace(spec, ema=0.9), pad, evaluate=evaluate, progress=False)
+    # the same optimisation (the average does not feed back into training)
+    assert [h["loss"] for h in averaged.history] == pytest.approx([h["loss"] for h in plain.history], rel=1e-5)
+    final = model.state_dict()[name]
+    assert not torch.allclose(final, last)  # the model ends at the average, not at the last step
+    assert torch.allclose(seen[-1], final)  # and that average is what the last evaluation saw
+    assert not torch.allclose(seen[0], seen[-1])
