@@ -76,6 +76,8 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"train": {"prune_after": {"float": [0.0, 0.95]}}}, "train.prune_after"),
         ({"train": {"prune_stages": {"int": [1, 9]}}}, "train.prune_stages"),
         ({"train": {"prune_stages": 1.5}}, "train.prune_stages"),
+        ({"train": {"ema": 1.0}}, "train.ema"),
+        ({"train": {"ema": {"float": [0.9, 1.0]}}}, "train.ema"),
     ],
 )
 def test_bad_space_names_the_key(tmp_path, patch, key):
@@ -107,3 +109,17 @@ def test_cached_needs_names_what_plan_sizes_the_cache_for():
     assert cached_needs(Step("attention_mse")) == {"attentions"}
     assert cached_needs(Step("attention_relation")) == {"qkv"}
     assert cached_needs(Step("attention_relation", {"source": "hidden"})) == {"hidden", "attentions"}
+
+
+def test_train_knobs_sample_into_the_trial_train_spec(tmp_path):
+    from dataclasses import replace
+
+    from autodistill.specs import TrainSpec
+
+    train = {"ema": {"float": [0.9, 0.99]}, "prune_after": 0.5, "prune_stages": 2}
+    space = load_space(write(tmp_path, {**BASE, "train": train}))
+    for seed in range(5):
+        sample = space.sample(RandomPoint(seed))
+        spec = replace(TrainSpec(steps=10), **sample.train)
+        assert 0.9 <= spec.ema <= 0.99 and sample.params["train.ema"] == spec.ema
+        assert (spec.prune_after, spec.prune_stages) == (0.5, 2)
