@@ -270,3 +270,28 @@ def test_prune_stages_cut_gradually_and_a_rebuild_repeats_the_stages(tiny_run):
         distill_student(prep, None, loss, TrainSpec(steps=2, prune_after=0.5, prune_stages=2), built=run.build)
     assert prune_points(TrainSpec(steps=530, prune_after=0.5), 2) == [132, 265]
     assert prune_points(TrainSpec(steps=3, prune_after=0.9), 2) == [1, 2]
+
+
+def test_weight_average_with_a_warm_up_averages_each_stage(tiny_run):
+    """distill.ema with prune_after: the warm-up's average is what gets pruned, the pruned student
+    averages its own steps, and the run is deterministic (export's --no-retrain relies on it)."""
+    from autodistill.config import load_config
+    from autodistill.pipeline import distill_student, prepare, train_spec
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    args = [form, "distill.max_steps=8", "distill.prune_after=0.5", "distill.eval_every=2"]
+    runs = {}
+    for ema in (0.0, 0.9):
+        prep = prepare(load_config(path, [*args, f"distill.ema={ema}"]), progress=False)
+        assert train_spec(prep.cfg, 10).ema == ema
+        student, loss = StudentSpec.from_config(prep.cfg.student), LossSpec.from_config(prep.cfg.distill.loss)
+        runs[ema] = distill_student(prep, student, loss)
+    averaged, plain = runs[0.9], runs[0.0]
+    assert averaged.warmup_steps == 4 and averaged.train.steps == 8
+    # the same optimisation up to the cut; after it the pruned weights differ (cut from the average)
+    assert [h["loss"] for h in averaged.train.history[:4]] == [h["loss"] for h in plain.train.history[:4]]
+    assert averaged.train.history[-1]["loss"] != plain.train.history[-1]["loss"]
+    again = distill_student(prep, student, loss)
+    assert again.validation == averaged.validation and again.build.resolved == averaged.build.resolved
