@@ -34,8 +34,9 @@ def _accuracy(model, tokenizer, texts, labels, max_length, mapping=None) -> floa
 
 
 def main(argv: list[str]) -> int:
-    import autodistill  # noqa: F401  (registers the student architecture)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import autodistill  # noqa: F401  (registers the student architecture)
 
     config, folders = argv[0], argv[1:]
     prep = prepared(config, ["tracking.enabled=false"])
