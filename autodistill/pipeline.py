@@ -257,6 +257,7 @@ def distill_student(
     built: Any = None,
     augment: bool = True,
     calibration_examples: int | None = None,
+    shipped_validation: bool | None = None,
 ) -> StudentRun:
     """Build one student from the teacher, distill it from the cache, score it on validation.
 
@@ -268,6 +269,11 @@ def distill_student(
     ``distill.augment.in_search``). ``calibration_examples``: how many training examples the
     pruning transforms score on (default ``student.calibration_examples``; the search passes
     ``search.calibration_examples``).
+    ``shipped_validation`` (default: as ``keep_best``, i.e. full-length runs): validation, at every
+    checkpoint and at the end, is encoded as the student ships (``shipped_split``), so the kept
+    checkpoint, export's candidates and the card are chosen and reported on what users will run;
+    search proxies (and their ``--no-retrain`` replays) keep the training encoding they were
+    ranked on.
     """
     from autodistill.student.build import (
         build_for_warmup,
@@ -285,6 +291,7 @@ def distill_student(
     if built is None and student is None:
         raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
     keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
+    shipped_validation = keep_best if shipped_validation is None else shipped_validation
     warmup = spec.prune_after > 0 and spec.steps >= 2  # the within-layer transforms wait for the warm-up
     stages = None
     if built is not None:
@@ -299,15 +306,17 @@ def distill_student(
         stages = prune_stages(split[0].shape, split[1], min(spec.prune_stages, spec.steps - 1), ctx)
     k = 0
     if split is None:
-        result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment)
+        val = shipped_split(prep, built, "validation") if shipped_validation else None
+        result, id_map = _train_stage(prep, tmodel, built, loss, spec, indices, evaluate, keep_best, augment, val=val)
     else:  # distill.prune_after: warm up before the within-layer transforms, then prune and go on
         built, warm, points = _warm_and_prune(prep, tmodel, split[0], stages, loss, spec, indices, ctx, augment)
         rest_spec = replace(spec, steps=spec.steps - points[-1])
+        val = shipped_split(prep, built, "validation") if shipped_validation else None
         result, id_map = _train_stage(
-            prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, points[-1]
+            prep, tmodel, built, loss, rest_spec, indices, evaluate, keep_best, augment, points[-1], val=val
         )
         result, k = _joined([*warm, result]), points[0]
-    validation = student_quality(prep, built.model, "validation", id_map)
+    validation = student_quality(prep, built.model, "validation", id_map, val)
     return StudentRun(built, result, validation, id_map, k)
 
 
@@ -367,9 +376,11 @@ def _train_stage(
     augment: bool,
     step_offset: int = 0,
     score: bool = True,
+    val: tuple[Encoded, int] | None = None,
 ) -> tuple[TrainResult, torch.Tensor | None]:
     """Distill ``built.model`` for ``spec.steps`` steps; its training result and token-id map.
-    ``score=False``: no validation pass at all (a warm-up whose score nothing reads)."""
+    ``score=False``: no validation pass at all (a warm-up whose score nothing reads). ``val``:
+    validation encoded as shipped (``shipped_split``), else the training encoding."""
     model = built.model
     layer_map = resolve_layer_map(loss.layer_map, built.shape.num_layers, tmodel.config.num_hidden_layers)
     dims = LossDims(
@@ -387,7 +398,7 @@ def _train_stage(
     id_map = None if built.token_id_map is None else torch.as_tensor(np.asarray(built.token_id_map), dtype=torch.long)
 
     def on_eval(step: int) -> float:
-        q = student_quality(prep, model, "validation", id_map)["quality"]
+        q = student_quality(prep, model, "validation", id_map, val)["quality"]
         if evaluate is not None:
             evaluate(step, q)
         return q

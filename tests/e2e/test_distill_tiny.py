@@ -295,3 +295,27 @@ def test_weight_average_with_a_warm_up_averages_each_stage(tiny_run):
     assert averaged.train.history[-1]["loss"] != plain.train.history[-1]["loss"]
     again = distill_student(prep, student, loss)
     assert again.validation == averaged.validation and again.build.resolved == averaged.build.resolved
+
+
+def test_full_runs_score_validation_as_the_student_ships(tiny_run, monkeypatch):
+    """A vocabulary-pruned student: full-length runs (checkpoints kept) evaluate validation with its
+    own tokenizer's encoding at every checkpoint and at the end; proxies keep the training encoding."""
+    import autodistill.pipeline as pipeline
+    from autodistill.config import load_config
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    form = "student.transforms=[{name: vocab, min_count: 2}, {name: depth, layers: 2, choice: uniform}]"
+    prep = pipeline.prepare(load_config(path, [form, "distill.max_steps=6", "distill.eval_every=2"]), progress=False)
+    student, loss = StudentSpec.from_config(prep.cfg.student), LossSpec.from_config(prep.cfg.distill.loss)
+    calls, real = [], pipeline.shipped_split
+    monkeypatch.setattr(pipeline, "shipped_split", lambda p, b, split: calls.append(split) or real(p, b, split))
+    seen = []
+    full = pipeline.distill_student(prep, student, loss, evaluate=lambda step, q: seen.append(q))
+    assert calls == ["validation"] and len(seen) == 3  # encoded once, used at steps 2, 4, 6
+    shipped = pipeline.student_quality(prep, full.build.model, "validation", None, real(prep, full.build, "validation"))
+    assert full.validation == shipped and max(seen) == shipped["quality"]  # the kept checkpoint, as shipped
+    calls.clear()
+    proxy = pipeline.distill_student(prep, student, loss, keep_best=False)
+    trained = pipeline.student_quality(prep, proxy.build.model, "validation", proxy.token_id_map)
+    assert calls == [] and proxy.validation == trained

@@ -119,3 +119,7 @@ def test_real_search_and_export_of_a_thin_registered_student(real_config, capsys
     assert main(["evaluate", str(thin), "--model", str(target), "--json", "--quiet"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert abs(ev["accuracy"] - r["student"]["test"]["accuracy"]) <= 0.005
+    # the card's validation (on which the checkpoint was kept) is measured as shipped too
+    assert main(["evaluate", str(thin), "--model", str(target), "--split", "validation", "--json", "--quiet"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["accuracy"] == pytest.approx(r["student"]["validation"]["accuracy"], abs=1e-9)
