@@ -9,7 +9,7 @@ the final model once. The record it returns (``StudentBuild.resolved``) is JSON-
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ class StudentBuild:
     resolved: dict[str, Any]
     token_id_map: np.ndarray | None
     _steps: list[_Step]
+    # remap_tokenizer's result for the last tokenizer given: validation, test and save all ask for it
+    _remapped: tuple[Any, Any] | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -134,9 +136,15 @@ class StudentBuild:
         return model
 
     def remap_tokenizer(self, tokenizer: Any) -> Any:
+        """The tokenizer the saved student uses (made once per tokenizer: a vocabulary remap writes
+        and reads a tokenizer folder)."""
+        if self._remapped is not None and self._remapped[0] is tokenizer:
+            return self._remapped[1]
+        out = tokenizer
         for s, rec in zip(self._steps, self.resolved["transforms"]):
-            tokenizer = s.transform.remap_tokenizer(tokenizer, rec["resolved"])
-        return tokenizer
+            out = s.transform.remap_tokenizer(out, rec["resolved"])
+        self._remapped = (tokenizer, out)
+        return out
 
     def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
         """save_pretrained (safetensors), the remapped tokenizer and ``autodistill_student.json``."""

@@ -232,3 +232,23 @@ def test_build_save_reload_and_rebuild(tmp_path: Path) -> None:
         torch.testing.assert_close(model(**new).logits, teacher(**old).logits)
     again = rebuild_student(teacher, built.resolved)
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in built.model.state_dict().items())
+
+
+def test_build_remaps_a_tokenizer_once(tmp_path: Path, monkeypatch) -> None:
+    """Validation, test and save each ask the build for its tokenizer: the remap (a folder written
+    and read) runs once per tokenizer, and another tokenizer gets its own."""
+    import autodistill.student.vocab as vocab
+    from autodistill.specs import Step, StudentSpec
+    from autodistill.student.build import build_student
+
+    (tmp_path / "teacher").mkdir()
+    tok = tiny_tokenizer(tmp_path / "teacher")
+    teacher = BertForSequenceClassification(tiny_config()).eval()
+    built = build_student(teacher, StudentSpec((Step("vocab", {"min_count": 1}),)), context(tok, TRAIN))
+    calls, real = [], vocab.prune_tokenizer
+    monkeypatch.setattr(vocab, "prune_tokenizer", lambda *a: calls.append(1) or real(*a))
+    first = built.remap_tokenizer(tok)
+    assert built.remap_tokenizer(tok) is first and len(calls) == 1
+    other = BertTokenizer.from_pretrained(tmp_path / "teacher")
+    assert built.remap_tokenizer(other) is not first and len(calls) == 2
+    assert first.get_vocab() == built.remap_tokenizer(other).get_vocab()
