@@ -96,6 +96,11 @@ def _trained(tmp: Path, state: TrialState, pid: int) -> list:
     return [t for t in trials if t.user_attrs.get("trained") and t.user_attrs.get("worker", "").endswith(f":{pid}")]
 
 
+def _stderr_tail(proc: subprocess.Popen) -> str:
+    """The end of an exited worker's stderr, so a failure in CI says why (empty while it runs)."""
+    return "" if proc.poll() is None else proc.stderr.read()[-3000:]
+
+
 def _wait_for(condition, proc: subprocess.Popen, seconds: float = 240) -> bool:
     deadline = time.time() + seconds
     while time.time() < deadline and proc.poll() is None:
@@ -322,7 +327,8 @@ def test_two_workers_share_one_study(tiny_search):
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = None
     try:
-        assert _wait_for(lambda: _trained(tmp, TrialState.RUNNING, first.pid), first), "first worker never trained"
+        started = _wait_for(lambda: _trained(tmp, TrialState.RUNNING, first.pid), first)
+        assert started, f"first worker never trained (exit {first.poll()}): {_stderr_tail(first)}"
         first.send_signal(signal.SIGSTOP)
         second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert _wait_for(lambda: _trained(tmp, TrialState.COMPLETE, second.pid), second), "second worker never trained"
