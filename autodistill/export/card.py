@@ -32,7 +32,10 @@ def _how_to_load(kind: str, name: str) -> str:
         "**Kind: registered.** The student's shape (per-layer widths, fewer heads at the same hidden size or "
         "low-rank factors) is no stock architecture: load it with transformers **after `import autodistill`**, "
         "which registers the architecture with the Auto classes. To run it without autodistill, use the ONNX "
-        "file (`onnx/model.onnx`) with onnxruntime.\n\n"
+        "file (`onnx/model.onnx`) with onnxruntime. At inference its last layer computes only the first "
+        "([CLS]) position, the one the classifier reads (the same logits, less work; hidden states and "
+        "attentions, when asked for, are computed in full; `first_token_last_layer: false` in `config.json` "
+        "turns it off).\n\n"
         "```python\nimport autodistill  # registers the student architecture\nfrom transformers import pipeline\n"
         f'classify = pipeline("text-classification", model="{name}")\n```\n'
     )

@@ -62,11 +62,14 @@ def capture_qkv(model: nn.Module, layers: Sequence[int]) -> Iterator[dict[int, t
 
         return fn
 
+    from autodistill.student.arch import every_position  # a registered student's last layer, in full
+
     try:
         for i in layers:
             for slot, module in enumerate(blocks[i]):
                 handles.append(module.register_forward_hook(hook(i, slot)))
-        yield out
+        with every_position(model):
+            yield out
     finally:
         for h in handles:
             h.remove()

@@ -5,10 +5,15 @@ factors, is saved as a stock ``BertForSequenceClassification`` and loads without
 other shape (fewer heads at an unchanged hidden size, per-layer widths, low-rank factors) uses
 ``AutodistillBertForSequenceClassification``: the transformers Bert classes with modules resized per
 layer, registered with the Auto classes so that ``from_pretrained`` works after ``import autodistill``.
+At inference (eval mode, logits only) its last layer computes only the first position, the one the
+pooler reads: the same logits for less work (``config.first_token_last_layer``); hidden states,
+attentions, training and ``every_position`` get every position.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -65,6 +70,9 @@ class AutodistillBertConfig(BertConfig):
     layer_ffn: list[int] | None = None  # intermediate size per layer; None: intermediate_size
     layer_ranks: list[dict[str, int]] | None = None  # per layer: short Linear name -> rank
     embedding_rank: int | None = None  # ALBERT-style word embedding factors
+    # inference only: the last layer computes the first ([CLS]) position alone, the only one the
+    # pooler reads (exact; see AutodistillBertForSequenceClassification.forward)
+    first_token_last_layer: bool = True
 
     def layer_shapes(self) -> list[LayerShape]:
         n = self.num_hidden_layers
@@ -244,6 +252,20 @@ class _SelfAttention(mb.BertSelfAttention):
         self.is_causal = False
         self.layer_idx = layer_idx
 
+    def first_position(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The attention context of the first position alone, ``[B, 1, attn_dim]``: its query
+        against every position's key and value (the inference path of the last layer)."""
+        b, n, _ = hidden_states.shape
+        split = (-1, self.attention_head_size)
+        query = self.query(hidden_states[:, :1]).view(b, 1, *split).transpose(1, 2)
+        key = self.key(hidden_states).view(b, n, *split).transpose(1, 2)
+        value = self.value(hidden_states).view(b, n, *split).transpose(1, 2)
+        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] > 1:
+            attention_mask = attention_mask[:, :, :1]
+        attend = mb.ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, mb.eager_attention_forward)
+        context, _ = attend(self, query, key, value, attention_mask, dropout=0.0, scaling=self.scaling)
+        return context.reshape(b, 1, -1).contiguous()
+
 
 class _SelfOutput(mb.BertSelfOutput):
     def __init__(self, config: AutodistillBertConfig, shape: LayerShape) -> None:
@@ -287,6 +309,13 @@ class _Layer(mb.BertLayer):
         self.add_cross_attention = False
         self.intermediate = _Intermediate(config, shape)
         self.output = _Output(config, shape)
+        self.first_token_only = False  # set for one call by AutodistillBertForSequenceClassification
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
+        if not self.first_token_only:
+            return super().forward(hidden_states, attention_mask, *args, **kwargs)
+        context = self.attention.self.first_position(hidden_states, attention_mask)
+        return self.feed_forward_chunk(self.attention.output(context, hidden_states[:, :1]))
 
 
 class _Encoder(mb.BertEncoder):
@@ -331,6 +360,44 @@ class AutodistillBertForSequenceClassification(BertForSequenceClassification):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock forward; at inference (eval mode, no hidden states or attentions asked for)
+        the last layer computes only the first position, which is all the pooler reads: the same
+        logits with about a quarter of a 3-layer student's layer work left out at batch 1
+        (``config.first_token_last_layer: false`` turns it off)."""
+        last = self.bert.encoder.layer[-1]
+
+        def asked(key: str) -> bool:
+            value = kwargs.get(key)
+            return bool(getattr(self.config, key, False) if value is None else value)
+
+        last.first_token_only = bool(
+            self.config.first_token_last_layer
+            and not self.training
+            and not asked("output_hidden_states")
+            and not asked("output_attentions")
+        )
+        try:
+            return super().forward(*args, **kwargs)
+        finally:
+            last.first_token_only = False
+
+
+@contextlib.contextmanager
+def every_position(model: nn.Module) -> Iterator[None]:
+    """Within the block, a registered student computes every position of its last layer at
+    inference too (for passes that read the last layer's activations through hooks)."""
+    config = getattr(model, "config", None)
+    saved = getattr(config, "first_token_last_layer", None)
+    if saved is None:
+        yield
+        return
+    config.first_token_last_layer = False
+    try:
+        yield
+    finally:
+        config.first_token_last_layer = saved
 
 
 def register_auto_classes() -> None:

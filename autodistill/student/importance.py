@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autodistill.errors import ConfigError
+from autodistill.student.arch import every_position
 from autodistill.student.base import BuildContext
 
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -58,10 +59,12 @@ def calibration_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode with every position of the last layer computed (hooks here read them all)."""
     was_training = model.training
     model.eval()
     try:
-        yield
+        with every_position(model):
+            yield
     finally:
         model.train(was_training)
 

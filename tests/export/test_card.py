@@ -125,6 +125,7 @@ def test_card_holds_every_number_and_the_strategy():
 def test_registered_card_says_import_autodistill_and_onnx_and_lora_merged():
     card = model_card(RECORD)
     assert "Kind: registered" in card and "import autodistill" in card and "onnx/model.onnx" in card
+    assert "first ([CLS]) position" in card and "first_token_last_layer: false" in card
     assert "LoRA adapters" in card and "merged" in card
 
 
