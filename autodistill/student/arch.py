@@ -309,11 +309,9 @@ class _Layer(mb.BertLayer):
         self.add_cross_attention = False
         self.intermediate = _Intermediate(config, shape)
         self.output = _Output(config, shape)
-        self.first_token_only = False  # set for one call by AutodistillBertForSequenceClassification
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
-        if not self.first_token_only:
-            return super().forward(hidden_states, attention_mask, *args, **kwargs)
+    def first_position(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The layer's output at the first position alone, ``[B, 1, hidden]``."""
         context = self.attention.self.first_position(hidden_states, attention_mask)
         return self.feed_forward_chunk(self.attention.output(context, hidden_states[:, :1]))
 
@@ -323,6 +321,24 @@ class _Encoder(mb.BertEncoder):
         nn.Module.__init__(self)
         self.config = config
         self.layer = nn.ModuleList([_Layer(config, s, i) for i, s in enumerate(config.layer_shapes())])
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, first_token_only: bool = False, **kwargs: Any) -> Any:
+        """The stock encoder, or (``first_token_only``, passed down by the classifier's forward for
+        that call alone, so concurrent calls do not share it) the last layer at the first position."""
+        if not first_token_only:
+            return super().forward(hidden_states, *args, **kwargs)
+        mask = args[0] if args else kwargs.get("attention_mask")
+        passed = {k: v for k, v in kwargs.items() if k not in _ENCODER_ONLY_KEYS}
+        for layer in self.layer[:-1]:
+            hidden_states = layer(hidden_states, mask, **passed)
+        return mb.BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=self.layer[-1].first_position(hidden_states, mask)
+        )
+
+
+# what the stock encoder takes for itself (cross-attention and caches, unused by an encoder-only
+# classifier); everything else goes on to each layer as the stock encoder passes it
+_ENCODER_ONLY_KEYS = ("attention_mask", "encoder_hidden_states", "encoder_attention_mask", "cache", "use_cache")
 
 
 class _Embeddings(mb.BertEmbeddings):
@@ -366,22 +382,19 @@ class AutodistillBertForSequenceClassification(BertForSequenceClassification):
         the last layer computes only the first position, which is all the pooler reads: the same
         logits with about a quarter of a 3-layer student's layer work left out at batch 1
         (``config.first_token_last_layer: false`` turns it off)."""
-        last = self.bert.encoder.layer[-1]
 
         def asked(key: str) -> bool:
             value = kwargs.get(key)
             return bool(getattr(self.config, key, False) if value is None else value)
 
-        last.first_token_only = bool(
+        if (
             self.config.first_token_last_layer
             and not self.training
             and not asked("output_hidden_states")
             and not asked("output_attentions")
-        )
-        try:
-            return super().forward(*args, **kwargs)
-        finally:
-            last.first_token_only = False
+        ):
+            kwargs["first_token_only"] = True
+        return super().forward(*args, **kwargs)
 
 
 @contextlib.contextmanager

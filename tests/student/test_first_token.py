@@ -42,15 +42,14 @@ def padded_batch() -> dict[str, torch.Tensor]:
 
 
 class LastLayerRows:
-    """Records how many positions the last layer returned on each call."""
+    """Records how many positions the last layer's output block returned on each call."""
 
     def __init__(self, model: AutodistillBertForSequenceClassification) -> None:
         self.rows: list[int] = []
-        self.handle = model.bert.encoder.layer[-1].register_forward_hook(self._hook)
+        self.handle = model.bert.encoder.layer[-1].output.register_forward_hook(self._hook)
 
     def _hook(self, _module, _args, output) -> None:
-        out = output[0] if isinstance(output, tuple) else output
-        self.rows.append(out.shape[1])
+        self.rows.append(output.shape[1])
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -64,7 +63,30 @@ def test_same_logits_with_the_last_layer_at_the_first_position_only(attn):
     assert rows.rows == [1, 11]
     torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)
     assert model.config.first_token_last_layer is True  # restored after the block
-    assert not model.bert.encoder.layer[-1].first_token_only  # reset after each call
+
+
+def test_a_call_inside_a_call_keeps_its_own_path():
+    """The choice travels with each call (no state on the model): a call that wants hidden states,
+    made while another call is under way (a second thread, or here a hook), gets every position,
+    and the outer call still gets the short path and the same logits."""
+    model, batch = registered(), padded_batch()
+    inner = []
+
+    def hook(_module, _args, _output) -> None:
+        if not inner:  # once: the inner call runs this hook too
+            inner.append(None)
+            inner[0] = model(**batch, output_hidden_states=True).hidden_states[-1].shape
+
+    handle = model.bert.encoder.layer[0].register_forward_hook(hook)
+    rows = LastLayerRows(model)
+    with torch.no_grad():
+        fast = model(**batch).logits
+    handle.remove()
+    with torch.no_grad(), every_position(model):
+        full = model(**batch).logits
+    assert inner == [(4, 11, 64)]
+    assert rows.rows == [11, 1, 11]  # the inner call's full layer, the outer short one, the reference
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)
 
 
 def test_every_position_when_hidden_states_attentions_or_training_need_it():
