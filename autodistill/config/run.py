@@ -22,6 +22,9 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_steps: int | None = None
+    # the teacher's own seed, like data.split_seed: the run's `seed` is the student's, so a second
+    # student seed reuses the same teacher instead of fine-tuning another
+    seed: int = 0
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)

@@ -62,8 +62,9 @@ def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer
             "data": data.fingerprint,
             "tokenizer": tokenizer_fingerprint(tokenizer),
             "max_length": cfg.data.max_length,
-            "finetune": asdict(cfg.teacher.finetune),
-            "seed": cfg.seed,
+            # the seed stays its own key, so teachers fine-tuned before it moved here keep theirs
+            "finetune": {k: v for k, v in asdict(cfg.teacher.finetune).items() if k != "seed"},
+            "seed": cfg.teacher.finetune.seed,
         }
     )
 
@@ -110,7 +111,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     from autodistill.train.loop import steps_for_epochs, train
 
     ft = cfg.teacher.finetune
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(ft.seed)
     model = load_classifier(
         source, cfg.teacher, num_labels=len(data.label_names), id2label=data.id2label, label2id=data.label2id
     )
@@ -127,7 +128,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         eval_every=min(per_epoch, steps),
         device=cfg.distill.device,
         bf16=cfg.distill.bf16,
-        seed=cfg.seed,
+        seed=ft.seed,
     )
     ce = CompositeLoss(LossSpec(terms=(Step("ce"),)), LossDims(model.config.hidden_size, model.config.hidden_size))
     pad = int(tokenizer.pad_token_id)

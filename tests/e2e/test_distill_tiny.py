@@ -75,10 +75,14 @@ def test_teacher_is_reused_and_not_retrained_by_student_settings(tiny_run, capsy
     from autodistill.config import load_config
 
     first = run_teacher(load_config(path), progress=False)
-    again = run_teacher(load_config(path, ["student.transforms[0].layers=1", "distill.lr=5e-4"]), progress=False)
+    # the run's seed is the student's: a second student seed reuses the teacher
+    student_settings = ["student.transforms[0].layers=1", "distill.lr=5e-4", "seed=3"]
+    again = run_teacher(load_config(path, student_settings), progress=False)
     assert again["path"] == first["path"] and again["fingerprint"] == first["fingerprint"]
     changed = run_teacher(load_config(path, ["teacher.finetune.epochs=1"]), progress=False)
     assert changed["fingerprint"] != first["fingerprint"]
+    reseeded = run_teacher(load_config(path, ["teacher.finetune.seed=1"]), progress=False)
+    assert reseeded["fingerprint"] not in (first["fingerprint"], changed["fingerprint"])
 
 
 def test_bad_config_fails_before_any_work(tiny_run, capsys):
