@@ -32,6 +32,7 @@ class FinetuneConfig:
         require(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
         require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
+        require(self.seed >= 0, "seed", "must be >= 0", self.seed)
 
 
 @dataclass(frozen=True)

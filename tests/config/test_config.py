@@ -50,6 +50,7 @@ def test_full_example_loads(tmp_path):
         ({"student": {"transforms": [{"layers": 2}]}}, "student.transforms[0].name"),
         ({"distill": {"loss": {"terms": [{"name": "kl", "weight": -1}]}}}, "distill.loss.terms[0].weight"),
         ({"teacher": {"finetune": {"epochs": 0}}}, "teacher.finetune.epochs"),
+        ({"teacher": {"finetune": {"seed": -1}}}, "teacher.finetune.seed"),
         ({"distill": {"batch_size": True}}, "distill.batch_size"),
         ({"distill": {"prune_after": 0.95}}, "distill.prune_after"),
         ({"distill": {"prune_stages": 0}}, "distill.prune_stages"),
