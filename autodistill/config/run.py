@@ -74,6 +74,7 @@ class DataConfig:
         )
         require(0 < self.validation_size < 0.5, "validation_size", "must be in (0, 0.5)", self.validation_size)
         require(0 < self.test_size < 0.5, "test_size", "must be in (0, 0.5)", self.test_size)
+        require(self.split_seed >= 0, "split_seed", "must be >= 0", self.split_seed)
         require(8 <= self.max_length <= 8192, "max_length", "must be in [8, 8192]", self.max_length)
         require(
             self.max_train_examples is None or self.max_train_examples >= 2,
@@ -315,6 +316,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
         require(bool(self.output_dir.strip()), "output_dir", "must be a folder path", self.output_dir)
+        require(self.seed >= 0, "seed", "must be >= 0", self.seed)
         if self.data.unlabeled and (self.distill.augment.ratio <= 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(
                 "data.unlabeled",

@@ -51,6 +51,8 @@ def test_full_example_loads(tmp_path):
         ({"distill": {"loss": {"terms": [{"name": "kl", "weight": -1}]}}}, "distill.loss.terms[0].weight"),
         ({"teacher": {"finetune": {"epochs": 0}}}, "teacher.finetune.epochs"),
         ({"teacher": {"finetune": {"seed": -1}}}, "teacher.finetune.seed"),
+        ({"seed": -1}, "seed"),
+        ({"data": {"split_seed": -2}}, "data.split_seed"),
         ({"distill": {"batch_size": True}}, "distill.batch_size"),
         ({"distill": {"prune_after": 0.95}}, "distill.prune_after"),
         ({"distill": {"prune_stages": 0}}, "distill.prune_stages"),
