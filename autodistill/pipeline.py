@@ -441,7 +441,13 @@ def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list
     tok = prep.teacher.tokenizer
     attention = loss_fn.teacher_attention_layers()  # distill_student runs the labeller under eager_attention
     pool = prep.unlabeled()[1] if prep.cfg.data.unlabeled else None
-    augmenter = Augmenter(opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed, pool)
+    embeddings = tokens = None
+    if opts.neighbour_prob > 0:
+        embeddings = tmodel.get_input_embeddings().weight
+        tokens = tok.convert_ids_to_tokens(list(range(embeddings.shape[0])))
+    augmenter = Augmenter(
+        opts, ctx.token_counts, ctx.special_token_ids, tok.mask_token_id, prep.pad_id, seed, pool, embeddings, tokens
+    )
     labeller = LiveTeacher(tmodel, loss_fn.teacher_hidden_layers(), attention, prep.teacher.label_order, qkv)
     return augmenter, labeller
 

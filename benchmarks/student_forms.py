@@ -68,6 +68,20 @@ FORMS = {
         ("heads", {"ratio": 0.5}),
         ("ffn", {"ratio": 0.5}),
     ],
+    # the full vocabulary (the teacher's tokenizer as it is) with a factored word embedding
+    # (ALBERT's vocab x r and r -> hidden) instead of a pruned vocabulary, then the 3h43f41 shape
+    "3h43f41e128": [
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.4311}),
+        ("ffn", {"ratio": 0.4062}),
+        ("low_rank", {"targets": [], "embedding_rank": 128}),
+    ],
+    "3h43f41e96": [
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.4311}),
+        ("ffn", {"ratio": 0.4062}),
+        ("low_rank", {"targets": [], "embedding_rank": 96}),
+    ],
     "3h50f50": [
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),

@@ -144,13 +144,19 @@ class AugmentConfig:
     splice_prob: float = 0.5
     mask_prob: float = 0.1
     replace_prob: float = 0.1
+    # a token becomes one of its nearest tokens in the teacher's input embeddings (of `neighbours`)
+    neighbour_prob: float = 0.0
+    neighbours: int = 8
 
     def __post_init__(self) -> None:
         require(0 <= self.ratio <= 4, "ratio", "must be in [0, 4]", self.ratio)
-        for name in ("unlabeled_share", "splice_prob", "mask_prob", "replace_prob"):
+        for name in ("unlabeled_share", "splice_prob", "mask_prob", "replace_prob", "neighbour_prob"):
             value = getattr(self, name)
             require(0 <= value <= 1, name, "must be in [0, 1]", value)
-        total = self.mask_prob + self.replace_prob
+        require(1 <= self.neighbours <= 256, "neighbours", "must be in [1, 256]", self.neighbours)
+        total = self.mask_prob + self.replace_prob + self.neighbour_prob
+        if self.neighbour_prob > 0:
+            require(total <= 1, "neighbour_prob", "plus mask_prob and replace_prob must be <= 1", total)
         require(total <= 1, "replace_prob", "plus mask_prob must be <= 1", total)
 
 

@@ -8,7 +8,11 @@ the batch itself, in token ids:
 - splice (single-segment inputs): the start of one example joined to the end of another, so the
   teacher's soft label for a mixed text carries graded information;
 - mask: a token becomes the tokenizer's mask token;
-- replace: a token becomes one drawn from the training set's unigram distribution.
+- replace: a token becomes one drawn from the training set's unigram distribution;
+- neighbour: a token becomes one of its nearest tokens by cosine in the teacher's own input
+  embeddings (TinyBERT's word replacement, with the teacher's embedding table standing in for
+  GloVe or a masked LM), drawn among tokens the training set holds and of the same kind (a word's
+  start or a word-piece continuation), so the copy stays near real text.
 
 With a ``pool`` (``data.unlabeled``'s texts, tokenized), ``unlabeled_share`` of the copies start
 from a pool text instead of a batch example (cut to the batch's width, its closing special tokens
@@ -40,6 +44,8 @@ class Augmenter:
         pad_id: int,
         seed: int,
         pool: list[np.ndarray] | None = None,
+        embeddings: torch.Tensor | None = None,
+        tokens: list[str] | None = None,
     ) -> None:
         self.options = options
         self.pool = pool or []
@@ -51,6 +57,9 @@ class Augmenter:
         counts[self.special[self.special < len(counts)]] = 0
         total = counts.sum()
         self.unigram = counts / total if total > 0 else None
+        self.neighbours = None
+        if getattr(options, "neighbour_prob", 0) > 0 and embeddings is not None:
+            self.neighbours = nearest_tokens(embeddings, counts > 0, tokens, options.neighbours)
 
     def __call__(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])
@@ -128,8 +137,40 @@ class Augmenter:
             pick = (draw >= o.mask_prob) & (draw < o.mask_prob + o.replace_prob)
             if pick.any():
                 span[pick] = rng.choice(len(self.unigram), size=int(pick.sum()), p=self.unigram)
+        if self.neighbours is not None:
+            low = o.mask_prob + o.replace_prob
+            pick = (draw >= low) & (draw < low + o.neighbour_prob)
+            table = self.neighbours[span[pick]]  # (picked, k); rows of -1 for tokens without any
+            choice = table[np.arange(len(table)), rng.integers(table.shape[1], size=len(table))]
+            span[np.flatnonzero(pick)[choice >= 0]] = choice[choice >= 0]
         seq[start:end] = span
         return seq
+
+
+def nearest_tokens(
+    embeddings: torch.Tensor, allowed: np.ndarray, tokens: list[str] | None, k: int, chunk: int = 2048
+) -> np.ndarray:
+    """``(vocab, k)`` ids: each allowed token's ``k`` nearest allowed tokens by cosine in
+    ``embeddings`` (``vocab x hidden``), among tokens of its own kind (a word-piece continuation,
+    ``##`` in WordPiece, or not); -1 rows for tokens not allowed or with too few of their kind."""
+    vocab = embeddings.shape[0]
+    allowed = np.asarray(allowed[:vocab], dtype=bool)
+    allowed = np.concatenate([allowed, np.zeros(vocab - len(allowed), dtype=bool)])
+    cont = np.zeros(vocab, dtype=bool)
+    if tokens is not None:
+        cont[: min(vocab, len(tokens))] = [str(t or "").startswith("##") for t in tokens[:vocab]]
+    unit = torch.nn.functional.normalize(embeddings.detach().float().cpu(), dim=1)
+    out = np.full((vocab, k), -1, dtype=np.int64)
+    for kind in (False, True):
+        ids = np.flatnonzero(allowed & (cont == kind))
+        if len(ids) <= k:
+            continue
+        group = unit[torch.from_numpy(ids)]
+        for lo in range(0, len(ids), chunk):
+            sims = group[lo : lo + chunk] @ group.T
+            sims[torch.arange(sims.shape[0]), torch.arange(lo, lo + sims.shape[0])] = -2.0  # not itself
+            out[ids[lo : lo + chunk]] = ids[sims.topk(k, dim=1).indices.numpy()]
+    return out
 
 
 def stack(batch: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

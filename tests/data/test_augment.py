@@ -8,7 +8,7 @@ from helpers import sentiment_split, tiny_tokenizer
 from autodistill.config.run import AugmentConfig
 from autodistill.config.schema import Invalid
 from autodistill.data import collate, encode, token_counts
-from autodistill.data.augment import IGNORE, Augmenter, stack
+from autodistill.data.augment import IGNORE, Augmenter, nearest_tokens, stack
 
 
 @pytest.fixture
@@ -83,6 +83,9 @@ def test_stack_puts_copies_below(setup):
         ({"ratio": 5}, "ratio"),
         ({"mask_prob": 1.5}, "mask_prob"),
         ({"mask_prob": 0.6, "replace_prob": 0.6}, "replace_prob"),
+        ({"mask_prob": 0.4, "replace_prob": 0.4, "neighbour_prob": 0.4}, "neighbour_prob"),
+        ({"neighbour_prob": -0.1}, "neighbour_prob"),
+        ({"neighbours": 0}, "neighbours"),
     ],
 )
 def test_bad_options_name_the_key(opts, key):
@@ -110,3 +113,48 @@ def test_pool_copies_start_from_unlabeled_texts_cut_to_the_batch_width(setup, tm
     out = Augmenter(none, counts, specials, tok.mask_token_id, tok.pad_token_id, 5, pool=[short, long])(batch, 1)
     batch_rows = {tuple(r[m == 1].tolist()) for r, m in zip(batch["input_ids"], batch["attention_mask"])}
     assert all(tuple(r[m == 1].tolist()) in batch_rows for r, m in zip(out["input_ids"], out["attention_mask"]))
+
+
+def test_nearest_tokens_by_cosine_among_allowed_tokens_of_the_same_kind():
+    # ids 0-3 words along two directions, 4-5 continuations, 6 not allowed
+    emb = torch.tensor(
+        [[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.01]], dtype=torch.float32
+    )
+    tokens = ["a", "b", "c", "d", "##a", "##c", "e"]
+    allowed = np.array([True, True, True, True, True, True, False])
+    out = nearest_tokens(emb, allowed, tokens, k=1)
+    assert out[:, 0].tolist() == [1, 0, 3, 2, 5, 4, -1]  # never itself, nor e, nor a piece of the other kind
+    out = nearest_tokens(emb, allowed, tokens, k=2)
+    assert out[0].tolist() == [1, 3] and (out[4:] == -1).all()  # two continuations: too few for k=2
+    plain = nearest_tokens(emb, allowed, None, k=1)  # no token strings: one kind
+    assert plain[0, 0] == 4 and plain[5, 0] == 2
+
+
+def test_neighbour_replacement_draws_each_token_from_its_own_neighbours(setup):
+    tok, enc, _, batch = setup
+    counts = token_counts(enc, len(tok))
+    specials = tuple(sorted(set(tok.all_special_ids)))
+    emb = torch.randn(len(tok), 8, generator=torch.Generator().manual_seed(0))
+    tokens = tok.convert_ids_to_tokens(list(range(len(tok))))
+    opts = AugmentConfig(ratio=1.0, splice_prob=0.0, mask_prob=0.0, replace_prob=0.0, neighbour_prob=1.0, neighbours=3)
+    aug = Augmenter(opts, counts, specials, tok.mask_token_id, tok.pad_token_id, seed=5, embeddings=emb, tokens=tokens)
+    allowed = counts > 0
+    allowed[list(specials)] = False  # as the augmenter does: specials are never drawn
+    table = nearest_tokens(emb, allowed, tokens, 3)
+    out = aug(batch, step=1)
+    for k, row in enumerate(out["input_ids"]):
+        n = int(out["attention_mask"][k].sum())
+        assert row[0] == tok.cls_token_id and row[n - 1] == tok.sep_token_id
+        assert all(i not in specials and counts[i] > 0 for i in row[1 : n - 1].tolist())  # tokens training holds
+    changed = 0
+    # each copy's content token is a neighbour of the token at that place in some batch row
+    for k, row in enumerate(out["input_ids"]):
+        n = int(out["attention_mask"][k].sum())
+        sources = [r for r, m in zip(batch["input_ids"], batch["attention_mask"]) if int(m.sum()) == n]
+        fits = [
+            all(int(o) == int(s) or int(o) in table[int(s)] for o, s in zip(row[1 : n - 1], r[1 : n - 1]))
+            for r in sources
+        ]
+        assert any(fits)
+        changed += int(min((row[1 : n - 1] != r[1 : n - 1]).sum() for r in sources))
+    assert changed > 0
