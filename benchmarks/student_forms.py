@@ -76,12 +76,6 @@ FORMS = {
         ("ffn", {"ratio": 0.4062}),
         ("low_rank", {"targets": [], "embedding_rank": 128}),
     ],
-    "3h43f41e96": [
-        ("depth", {"layers": 3, "choice": "uniform"}),
-        ("heads", {"ratio": 0.4311}),
-        ("ffn", {"ratio": 0.4062}),
-        ("low_rank", {"targets": [], "embedding_rank": 96}),
-    ],
     "3h50f50": [
         VOCAB,
         ("depth", {"layers": 3, "choice": "uniform"}),
