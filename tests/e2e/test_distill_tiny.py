@@ -160,6 +160,42 @@ def test_unlabeled_texts_join_the_copies_labelled_by_the_teacher(tiny_run, monke
     assert seen == [1.0, 1.0, 1.0]  # every copy is an unlabeled text, as tokenized (no edits asked)
 
 
+def test_neighbour_copies_swap_tokens_for_their_nearest_in_the_teachers_embeddings(tiny_run, monkeypatch):
+    from autodistill.config import load_config
+    from autodistill.data.augment import Augmenter, nearest_tokens
+    from autodistill.pipeline import distill_student, prepare
+    from autodistill.specs import LossSpec, StudentSpec
+
+    path, _ = tiny_run
+    edits = ["distill.augment.splice_prob=0", "distill.augment.mask_prob=0", "distill.augment.replace_prob=0"]
+    sets = ["distill.augment.ratio=1", "distill.augment.neighbour_prob=1", "distill.augment.neighbours=2"]
+    cfg = load_config(path, [*sets, *edits, "distill.max_steps=2"])
+    prep = prepare(cfg, progress=False)
+    seen = []
+    original = Augmenter.__call__
+
+    def spy(self, batch, step):
+        out = original(self, batch, step)
+        seen.append((self.neighbours, batch, out))
+        return out
+
+    monkeypatch.setattr(Augmenter, "__call__", spy)
+    run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
+    assert run.train.steps == 2 and len(seen) == 2
+    table, batch, out = seen[0]
+    tok = prep.teacher.tokenizer
+    embeddings = prep.teacher_model().get_input_embeddings().weight
+    allowed = prep.token_context().token_counts > 0
+    allowed[list(tok.all_special_ids)] = False
+    expected = nearest_tokens(embeddings, allowed, tok.convert_ids_to_tokens(list(range(len(embeddings)))), 2)
+    assert np.array_equal(table, expected)  # built from the teacher's own input embeddings
+    specials = set(tok.all_special_ids)
+    real = {i for row in batch["input_ids"].tolist() for i in row} - specials
+    copies = {i for row, m in zip(out["input_ids"], out["attention_mask"]) for i in row[m == 1].tolist()} - specials
+    neighbours = {int(j) for i in real for j in table[i] if j >= 0}
+    assert copies and copies <= neighbours | real and copies - real  # every token swapped where it could be
+
+
 def test_attention_targets_run_the_shared_teacher_eager_only_while_they_are_made(tiny_run):
     from autodistill.config import load_config
     from autodistill.pipeline import distill_student, prepare
