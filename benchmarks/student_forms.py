@@ -70,6 +70,20 @@ FORMS = {
     ],
     # the full vocabulary (the teacher's tokenizer as it is) with a factored word embedding
     # (ALBERT's vocab x r and r -> hidden) instead of a pruned vocabulary, then the 3h43f41 shape
+    # the last layer's FFN (and its query and output) run for the first position alone at
+    # inference, so keeping its FFN whole costs parameters, not time
+    "3h43f41L": [
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": 0.4311}),
+        ("ffn", {"ratio": [0.4062, 0.4062, 1.0]}),
+    ],
+    "3h43f41LH": [
+        VOCAB,
+        ("depth", {"layers": 3, "choice": "uniform"}),
+        ("heads", {"ratio": [0.4311, 0.4311, 1.0]}),
+        ("ffn", {"ratio": [0.4062, 0.4062, 1.0]}),
+    ],
     "3h43f41e128": [
         ("depth", {"layers": 3, "choice": "uniform"}),
         ("heads", {"ratio": 0.4311}),
