@@ -219,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         texts = len(prep.unlabeled()[0].texts)
         print(f"{'unlabeled texts':<26}{0:>14,}{texts:>14,}   ({', '.join(cfg.data.unlabeled)})")
     print(f"{'weight average decay':<26}{0:>14g}{cfg.distill.ema:>14g}   (distill.ema; 0 is off)")
+    n_test = len(prep.encoded["test"])
+    if metric == "accuracy":  # how far apart two medians can land by the test sample alone
+        p = statistics.median(recipe_q)
+        se = 100 * (p * (1 - p) / n_test) ** 0.5
+        print(f"{'one standard error':<26}{se:>14.2f}   points of one accuracy on {n_test:,} test examples")
     verdict = statistics.median(picked_q) >= statistics.median(recipe_q) and s["parameters"]["total"] < recipe_params
     print(f"target (equal or better accuracy at fewer parameters): {'met' if verdict else 'NOT met'}")
     summary = {
