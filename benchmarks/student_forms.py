@@ -68,8 +68,6 @@ FORMS = {
         ("heads", {"ratio": 0.5}),
         ("ffn", {"ratio": 0.5}),
     ],
-    # the full vocabulary (the teacher's tokenizer as it is) with a factored word embedding
-    # (ALBERT's vocab x r and r -> hidden) instead of a pruned vocabulary, then the 3h43f41 shape
     # the last layer's FFN (and its query and output) run for the first position alone at
     # inference, so keeping its FFN whole costs parameters, not time
     "3h43f41L": [
@@ -84,6 +82,8 @@ FORMS = {
         ("heads", {"ratio": [0.4311, 0.4311, 1.0]}),
         ("ffn", {"ratio": [0.4062, 0.4062, 1.0]}),
     ],
+    # the full vocabulary (the teacher's tokenizer as it is) with a factored word embedding
+    # (ALBERT's vocab x r and r -> hidden) instead of a pruned vocabulary, then the 3h43f41 shape
     "3h43f41e128": [
         ("depth", {"layers": 3, "choice": "uniform"}),
         ("heads", {"ratio": 0.4311}),

@@ -58,7 +58,9 @@ class Augmenter:
         total = counts.sum()
         self.unigram = counts / total if total > 0 else None
         self.neighbours = None
-        if getattr(options, "neighbour_prob", 0) > 0 and embeddings is not None:
+        if options.neighbour_prob > 0:
+            if embeddings is None:
+                raise ValueError("neighbour_prob > 0 needs the teacher's input embeddings (embeddings=...)")
             self.neighbours = nearest_tokens(embeddings, counts > 0, tokens, options.neighbours)
 
     def __call__(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:

@@ -94,6 +94,13 @@ def test_bad_options_name_the_key(opts, key):
     assert err.value.key == key
 
 
+def test_neighbour_replacement_without_embeddings_is_refused(setup):
+    tok, enc, _, _ = setup
+    opts = AugmentConfig(ratio=1.0, neighbour_prob=0.5)
+    with pytest.raises(ValueError, match="embeddings"):
+        Augmenter(opts, token_counts(enc, len(tok)), tuple(tok.all_special_ids), tok.mask_token_id, tok.pad_token_id, 5)
+
+
 def test_pool_copies_start_from_unlabeled_texts_cut_to_the_batch_width(setup, tmp_path):
     tok, enc, _, batch = setup
     counts = token_counts(enc, len(tok))
@@ -142,19 +149,15 @@ def test_neighbour_replacement_draws_each_token_from_its_own_neighbours(setup):
     allowed[list(specials)] = False  # as the augmenter does: specials are never drawn
     table = nearest_tokens(emb, allowed, tokens, 3)
     out = aug(batch, step=1)
-    for k, row in enumerate(out["input_ids"]):
-        n = int(out["attention_mask"][k].sum())
-        assert row[0] == tok.cls_token_id and row[n - 1] == tok.sep_token_id
-        assert all(i not in specials and counts[i] > 0 for i in row[1 : n - 1].tolist())  # tokens training holds
     changed = 0
-    # each copy's content token is a neighbour of the token at that place in some batch row
-    for k, row in enumerate(out["input_ids"]):
-        n = int(out["attention_mask"][k].sum())
-        sources = [r for r, m in zip(batch["input_ids"], batch["attention_mask"]) if int(m.sum()) == n]
-        fits = [
-            all(int(o) == int(s) or int(o) in table[int(s)] for o, s in zip(row[1 : n - 1], r[1 : n - 1]))
-            for r in sources
-        ]
+    for row, mask in zip(out["input_ids"], out["attention_mask"]):
+        n = int(mask.sum())
+        assert row[0] == tok.cls_token_id and row[n - 1] == tok.sep_token_id
+        content = row[1 : n - 1]
+        assert all(i not in specials and counts[i] > 0 for i in content.tolist())  # tokens training holds
+        # each content token is its source's or one of its neighbours, for some batch row of that length
+        sources = [r[1 : n - 1] for r, m in zip(batch["input_ids"], batch["attention_mask"]) if int(m.sum()) == n]
+        fits = [all(int(o) == int(s) or int(o) in table[int(s)] for o, s in zip(content, src)) for src in sources]
         assert any(fits)
-        changed += int(min((row[1 : n - 1] != r[1 : n - 1]).sum() for r in sources))
+        changed += int(min((content != src).sum() for src in sources))
     assert changed > 0
