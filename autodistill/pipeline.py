@@ -186,6 +186,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         prune_after=d.prune_after,
         prune_stages=d.prune_stages,
         ema=d.ema,
+        dropout=d.dropout,
     )
 
 

@@ -91,6 +91,7 @@ class TrainSpec:
     prune_after: float = 0.0  # distill.prune_after: the share of steps before within-layer transforms apply
     prune_stages: int = 1  # distill.prune_stages: heads and FFN pruned gradually, in this many stages
     ema: float = 0.0  # distill.ema: > 0, the decay of the weight average that is evaluated and kept
+    dropout: float | None = None  # distill.dropout: the student's dropout rate while it trains (None: its config's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -186,6 +186,10 @@ class DistillConfig:
     # > 0: the student that is evaluated, kept and saved is an exponential moving average of its
     # weights over the steps (Polyak averaging), with this decay (e.g. 0.99: about the last 100 steps)
     ema: float = 0.0
+    # set: the student's dropout rate (every dropout layer: embeddings, attention, FFN, classifier)
+    # while it trains; unset keeps its config's (the teacher's). Only training changes: a saved student
+    # carries its config's rate, and dropout does nothing at inference
+    dropout: float | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -204,6 +208,7 @@ class DistillConfig:
         require(0 <= self.prune_after <= 0.9, "prune_after", "must be in [0, 0.9]", self.prune_after)
         require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
+        require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from autodistill.specs import LossSpec, Step, StudentSpec
 # the repository's top-level folder in a checkout; installed wheels carry it as autodistill/search_spaces
 _REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SPACES_DIR = _REPO_SPACES if _REPO_SPACES.is_dir() else Path(__file__).resolve().parents[1] / "search_spaces"
-TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema")
+TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout")
 
 
 class Sampler(Protocol):
@@ -145,6 +145,7 @@ _TRAIN_RANGES = {
     "prune_after": (0.0, 0.9, (int, float)),
     "prune_stages": (1, 8, (int,)),
     "ema": (0.0, 0.999, (int, float)),  # distill.ema is in [0, 1)
+    "dropout": (0.0, 0.9, (int, float)),
 }
 
 

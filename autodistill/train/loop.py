@@ -98,6 +98,14 @@ class WeightAverage:
                     p.copy_(kept[n])
 
 
+def set_dropout(model: torch.nn.Module, rate: float) -> None:
+    """``distill.dropout``: every dropout layer of ``model`` drops at ``rate`` (attention dropout
+    included: transformers' attention reads its module's ``dropout.p``)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = rate
+
+
 def _epochs(indices: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int):
     epoch = 0
     while True:
@@ -139,6 +147,8 @@ def train(
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
     model.to(device).train()
+    if spec.dropout is not None:
+        set_dropout(model, spec.dropout)
     loss_fn.to(device).train()
     needs = getattr(loss_fn, "needs", frozenset())
     want_hidden, want_attn = "hidden" in needs, "attentions" in needs

@@ -57,6 +57,7 @@ def test_full_example_loads(tmp_path):
         ({"distill": {"prune_after": 0.95}}, "distill.prune_after"),
         ({"distill": {"prune_stages": 0}}, "distill.prune_stages"),
         ({"distill": {"ema": 1.0}}, "distill.ema"),
+        ({"distill": {"dropout": -0.1}}, "distill.dropout"),
         ({"distill": {"augment": {"unlabeled_share": 1.5}}}, "distill.augment.unlabeled_share"),
         ({"budget": {"max_parameter_share": 1.5}}, "budget.max_parameter_share"),
         ({"budget": {"min_speedup": 0.5}}, "budget.min_speedup"),

@@ -78,6 +78,7 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"train": {"prune_stages": 1.5}}, "train.prune_stages"),
         ({"train": {"ema": 1.0}}, "train.ema"),
         ({"train": {"ema": {"float": [0.9, 1.0]}}}, "train.ema"),
+        ({"train": {"dropout": {"float": [0.0, 0.95]}}}, "train.dropout"),
     ],
 )
 def test_bad_space_names_the_key(tmp_path, patch, key):

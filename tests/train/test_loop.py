@@ -265,3 +265,24 @@ def test_ema_evaluates_and_keeps_the_average_not_the_last_weights(tiny):
     assert not torch.allclose(final, last)  # the model ends at the average, not at the last step
     assert torch.allclose(seen[-1], final)  # and that average is what the last evaluation saw
     assert not torch.allclose(seen[0], seen[-1])
+
+
+def test_dropout_sets_every_dropout_layer_while_training(tiny, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    model, ce, enc, pad = tiny
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = TrainSpec(steps=6, batch_size=8, lr=3e-3, seed=2)
+    with_default = train(model, ce, enc, np.arange(60), spec, pad, progress=False)
+    model.load_state_dict(start)
+    off = train(model, ce, enc, np.arange(60), replace(spec, dropout=0.0), pad, progress=False)
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    # the same run as a model whose config has no dropout at all, attention dropout included
+    bare = BertForSequenceClassification(
+        tiny_bert_config(vocab_size=model.config.vocab_size, layers=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    )
+    bare.load_state_dict(start)
+    none = train(bare, ce, enc, np.arange(60), spec, pad, progress=False)
+    losses = [h["loss"] for h in off.history]
+    assert losses == pytest.approx([h["loss"] for h in none.history], rel=1e-5)
+    assert losses != pytest.approx([h["loss"] for h in with_default.history], rel=1e-5)
