@@ -1,7 +1,7 @@
 """Issue 5: how much search time the early stopping of hopeless trials saves on the demo.
 
-Runs the demo's search (configs/demo.yaml: the fast space, TPE, 12 trained trials) twice with
-the same seed, with pruning on and off, each in its own output folder and study, and prints the
+Runs the demo's search as it was measured (configs/demo.yaml on the fast space without a budget,
+TPE, 12 trained trials) twice with the same seed, with pruning on and off, each in its own output folder and study, and prints the
 wall time of each, the trials pruned, the front and its hypervolume (validation quality against
 parameters; reference: quality 0.5 and the teacher's parameter count). The teacher-output cache is
 filled for every teacher layer first, so neither run pays for it.
@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
+from common import FAST_SEARCH
 
 from autodistill.config import load_config
 from autodistill.controller import Search
@@ -32,7 +34,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-pruning")
     args = ap.parse_args()
 
-    base = load_config(args.config, [])
+    base = load_config(args.config, FAST_SEARCH)
     prep = prepare(base, progress=False)
     layers = prep.teacher_model().config.num_hidden_layers
     prep.ensure_outputs(hidden=list(range(1, layers + 1)), attention=[])  # every layer once, before timing
@@ -42,7 +44,7 @@ def main() -> None:
         out = Path(args.out) / mode
         shutil.rmtree(out, ignore_errors=True)  # a fresh study each time: the same command, timed
         enabled = "true" if mode == "on" else "false"
-        cfg = load_config(args.config, [f"output_dir={out}", f"search.pruning.enabled={enabled}"])
+        cfg = load_config(args.config, [*FAST_SEARCH, f"output_dir={out}", f"search.pruning.enabled={enabled}"])
         search = Search(cfg, progress=False)
         res = search.run(n_trials=args.trials)
         study = open_existing(search.s.storage, search.s.study_name)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import FAST_SEARCH
+
 from autodistill.config import load_config
 from autodistill.controller import Search
 from autodistill.search.pareto import hypervolume_2d
@@ -38,9 +40,8 @@ def main() -> None:
                 f"seed={seed}",
                 f"search.sampler={sampler}",
                 f"output_dir={out}",
-                "search.space=fast",
                 "tracking.enabled=false",
-                "search.objectives=[quality, parameters]",
+                *FAST_SEARCH,
             ]
             if args.no_pruning:
                 overrides.append("search.pruning.enabled=false")
