@@ -14,6 +14,7 @@ and returns the plain dicts the CLI prints. Progress bars are on unless ``progre
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,9 @@ def export(
     min_quality: float | None = None,
     min_relative_quality: float | None = None,
     trial: int | None = None,
-    candidates: int = 1,
-    retrain: bool = True,
-    formats: str = "hf",
+    candidates: int | None = None,
+    retrain: bool | None = None,
+    formats: str | None = None,
     out: str | Path | None = None,
     register: str | None = None,
     storage: str | None = None,
@@ -121,27 +122,36 @@ def export(
     overrides: Sequence[str] = (),
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Pick a trial by the rule (the knee when none is given), train it at full length and export it."""
+    """Pick a trial by the rule, train it at full length and export it.
+
+    Arguments left at None come from the config's ``export`` section; rule arguments given here
+    (``max_params`` ... ``trial``) replace its rule as a whole. No rule anywhere: the knee of the front.
+    """
     from autodistill.export.pick import PickRule
     from autodistill.export.run import run_export
 
-    rule = PickRule(
-        max_params=max_params,
-        max_latency_ms=max_latency_ms,
-        max_size_mb=max_size_mb,
-        min_speedup=min_speedup,
-        min_quality=min_quality,
-        min_relative_quality=min_relative_quality,
-        trial=trial,
-        candidates=candidates,
-    )
+    cfg = load(config, overrides)
+    ex = cfg.export
+    given = {
+        "max_params": max_params,
+        "max_latency_ms": max_latency_ms,
+        "max_size_mb": max_size_mb,
+        "min_speedup": min_speedup,
+        "min_quality": min_quality,
+        "min_relative_quality": min_relative_quality,
+        "trial": trial,
+    }
+    if any(v is not None for v in given.values()):
+        rule = PickRule(**given, candidates=1 if candidates is None else candidates)
+    else:
+        rule = ex.rule() if candidates is None else replace(ex.rule(), candidates=candidates)
     return run_export(
-        load(config, overrides),
+        cfg,
         rule,
-        formats=formats,
-        out=None if out is None else str(out),
-        retrain=retrain,
-        register=register,
+        formats=ex.formats if formats is None else formats,
+        out=ex.out if out is None else str(out),
+        retrain=ex.retrain if retrain is None else retrain,
+        register=ex.register if register is None else register,
         storage=storage,
         study_name=study_name,
         progress=progress,

@@ -164,7 +164,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         formats=args.formats,
         out=args.out,
-        retrain=not args.no_retrain,
+        retrain=False if args.no_retrain else None,
         register=args.register,
         storage=args.storage,
         study_name=args.study_name,
@@ -223,16 +223,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--candidates",
         type=int,
-        default=1,
-        help="with limit flags: train the best K trials in full and keep the best validation (K times the work)",
+        default=None,
+        help="with limits: train the best K trials in full and keep the best validation (K times the work; default 1)",
     )
     p.add_argument(
         "--no-retrain",
         action="store_true",
         help="export the trial's proxy student (its proxy run is rerun exactly; weights are not stored)",
     )
-    p.add_argument("--formats", default="hf", help="comma-separated: hf,onnx,int8 (default: hf)")
-    p.add_argument("--out", default=None, help="export folder (default: OUTPUT_DIR/export)")
+    p.add_argument("--formats", default=None, help="comma-separated: hf,onnx,int8 (default: export.formats, hf)")
+    p.add_argument("--out", default=None, help="export folder (default: export.out, else OUTPUT_DIR/export)")
     p.add_argument("--register", default=None, metavar="NAME", help="register the exported model in MLflow under NAME")
 
 

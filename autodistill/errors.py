@@ -25,3 +25,7 @@ class TrainingError(AutodistillError, RuntimeError):
 
 class BudgetError(AutodistillError, ValueError):
     """A student breaks a hard budget."""
+
+
+class PickError(AutodistillError, ValueError):
+    """The pick rule is malformed, or no trial satisfies it (the message then lists the closest)."""

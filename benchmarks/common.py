@@ -12,7 +12,6 @@ from autodistill.config import load_config
 from autodistill.pipeline import Prepared, distill_student, prepare, shipped_quality, train_spec
 from autodistill.specs import LossSpec, Step, StudentSpec
 
-
 # the search the search benchmarks measured (README, Search): the `fast` space, quality against
 # parameters, no budget; the demo config has since moved to the `speed` space under a budget
 FAST_SEARCH = ["search.space=fast", "search.objectives=[quality, parameters]", "budget={}"]

@@ -1,9 +1,10 @@
 """Issue 5: how much search time the early stopping of hopeless trials saves on the demo.
 
 Runs the demo's search as it was measured (configs/demo.yaml on the fast space without a budget,
-TPE, 12 trained trials) twice with the same seed, with pruning on and off, each in its own output folder and study, and prints the
-wall time of each, the trials pruned, the front and its hypervolume (validation quality against
-parameters; reference: quality 0.5 and the teacher's parameter count). The teacher-output cache is
+TPE, 12 trained trials) twice with the same seed, with pruning on and off, each in its own output
+folder and study, and prints the wall time of each, the trials pruned, the front and its
+hypervolume (validation quality against parameters; reference: quality 0.5 and the teacher's
+parameter count). The teacher-output cache is
 filled for every teacher layer first, so neither run pays for it.
 
     .venv/bin/python benchmarks/pruning_saving.py [--trials 12] [--order on,off] [--out runs/bench-pruning]
@@ -16,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from common import FAST_SEARCH
 
 from autodistill.config import load_config

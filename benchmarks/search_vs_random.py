@@ -14,7 +14,6 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-
 from common import FAST_SEARCH
 
 from autodistill.config import load_config

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from autodistill.config.schema import Invalid, require
+from autodistill.errors import PickError
+from autodistill.specs import PickRule
 
 TASKS = ("sequence-classification",)
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "mcc")
@@ -310,6 +313,37 @@ class TrackingConfig:
     experiment: str = "autodistill"
 
 
+EXPORT_FORMATS = ("hf", "onnx", "int8")
+
+
+@dataclass(frozen=True)
+class ExportConfig(PickRule):
+    """What ``autodistill export`` does when its command line does not say: the pick rule (the
+    fields of ``PickRule``, each key named as its flag; none set: the knee of the front), the
+    formats, the folder and the MLflow model name. Rule flags on the command line replace this
+    rule as a whole."""
+
+    retrain: bool = True
+    formats: list[str] = field(default_factory=lambda: ["hf"])
+    out: str | None = None  # default OUTPUT_DIR/export
+    register: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except PickError as err:  # the rule's own checks, worded for this section's keys
+            found = re.match(r"The '--([a-z-]+)' option (.*)", str(err), re.S)
+            if not found:
+                raise
+            key = found.group(1).replace("-", "_")
+            raise Invalid(key, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", "_"), found.group(2))) from None
+        for i, f in enumerate(self.formats):
+            require(f in EXPORT_FORMATS, f"formats[{i}]", f"must be one of {', '.join(EXPORT_FORMATS)}", f)
+
+    def rule(self) -> PickRule:
+        return PickRule(**{f.name: getattr(self, f.name) for f in fields(PickRule)})
+
+
 @dataclass(frozen=True)
 class RunConfig:
     task: str = "sequence-classification"
@@ -322,6 +356,7 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:

@@ -19,88 +19,15 @@ traded quality against parameters) a dominated trial can be the best one under t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from autodistill.errors import AutodistillError
+from autodistill.errors import PickError
 from autodistill.search.pareto import knee, non_dominated
+from autodistill.specs import PickRule
 
-
-class PickError(AutodistillError, ValueError):
-    """No trial satisfies the pick rule (the message lists the closest)."""
-
-
-@dataclass(frozen=True)
-class PickRule:
-    max_params: int | None = None
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
-    min_speedup: float | None = None
-    min_quality: float | None = None
-    min_relative_quality: float | None = None
-    trial: int | None = None
-    candidates: int = 1  # the best K under the limits are final-trained; the best validation wins
-
-    def __post_init__(self) -> None:
-        for flag, v in (
-            ("--max-params", self.max_params),
-            ("--max-latency-ms", self.max_latency_ms),
-            ("--max-size-mb", self.max_size_mb),
-            ("--min-speedup", self.min_speedup),
-        ):
-            if v is not None and not v > 0:
-                raise PickError(f"The '{flag}' option must be > 0. Got {v} instead.")
-        if self.min_quality is not None and not 0 <= self.min_quality <= 1:
-            raise PickError(f"The '--min-quality' option must be in [0, 1]. Got {self.min_quality} instead.")
-        if self.min_relative_quality is not None and not 0 < self.min_relative_quality <= 1.5:
-            raise PickError(
-                f"The '--min-relative-quality' option must be in (0, 1.5]. Got {self.min_relative_quality} instead."
-            )
-        if self.trial is not None:
-            if self.trial < 0:
-                raise PickError(f"The '--trial' option must be a trial number >= 0. Got {self.trial} instead.")
-            others = [f for f, v in self._flags().items() if v is not None and f != "--trial"]
-            if others:
-                raise PickError(
-                    f"The '--trial' option picks one trial and cannot be combined with {', '.join(others)}."
-                )
-        if self.candidates < 1:
-            raise PickError(f"The '--candidates' option must be >= 1. Got {self.candidates} instead.")
-        ranks_by_quality = self.limited and self.min_quality is None and self.min_relative_quality is None
-        if self.candidates > 1 and not ranks_by_quality:
-            raise PickError(
-                "The '--candidates' option compares the best trials under limits (--max-params, --max-latency-ms, "
-                "--max-size-mb, --min-speedup); it cannot be used with a quality floor, --trial or the knee."
-            )
-
-    @property
-    def limited(self) -> bool:
-        limits = (self.max_params, self.max_latency_ms, self.max_size_mb, self.min_speedup)
-        return any(v is not None for v in limits)
-
-    def _flags(self) -> dict[str, Any]:
-        return {
-            "--max-params": self.max_params,
-            "--max-latency-ms": self.max_latency_ms,
-            "--max-size-mb": self.max_size_mb,
-            "--min-speedup": self.min_speedup,
-            "--min-quality": self.min_quality,
-            "--min-relative-quality": self.min_relative_quality,
-            "--trial": self.trial,
-        }
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self.min_relative_quality is not None
-
-    def describe(self) -> str:
-        given = {f: v for f, v in self._flags().items() if v is not None}
-        if not given:
-            return "the knee of the Pareto front"
-        text = " ".join(f"{f} {v}" for f, v in given.items())
-        return text + (f" --candidates {self.candidates}" if self.candidates > 1 else "")
+__all__ = ["PickError", "PickRule", "knee_of", "pick", "pick_candidates"]
 
 
 def parameters(r: dict[str, Any]) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from autodistill.config import to_dict
+from autodistill.config.run import EXPORT_FORMATS as FORMATS
 from autodistill.config.run import RunConfig
 from autodistill.errors import ConfigError
 from autodistill.export.atomic import atomic_folder
@@ -24,7 +25,6 @@ from autodistill.export.card import model_card
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 
-FORMATS = ("hf", "onnx", "int8")
 FORMAT_BATCHES = (1, 32)
 
 
@@ -67,7 +67,7 @@ def run_export(
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 
-    rule = rule or PickRule()
+    rule = rule or cfg.export.rule()
     fmts = parse_formats(formats)
     if rule.candidates > 1 and not retrain:
         raise PickError(

@@ -173,6 +173,31 @@ def test_cli_rule_nobody_meets_names_the_flag(searched, home, capsys):
     assert code == 2 and "'--candidates'" in err
 
 
+def test_the_config_export_section_is_the_default_and_cli_flags_replace_its_rule(searched, home, tmp_path, capsys):
+    from autodistill.cli import main
+
+    path, _, out = searched
+    first, second = sorted(r["number"] for r in out["front"])[:2]
+    base = [
+        "tracking.enabled=false",
+        f"export.trial={first}",
+        "export.retrain=false",
+        f"export.out={tmp_path / 'from-config'}",
+    ]
+    sets = [a for o in base for a in ("--set", o)]
+    assert main(["export", str(path), *sets, "--quiet"]) == 0
+    done = json.loads((tmp_path / "from-config" / "export.json").read_text())
+    assert done["pick"]["trial"] == first and "not retrained" in done["train"]["mode_text"]
+    # a rule flag replaces the config's rule (here its trial); the rest of the section still holds
+    assert main(["export", str(path), *sets, "--trial", str(second), "--quiet"]) == 0
+    done = json.loads((tmp_path / "from-config" / "export.json").read_text())
+    assert done["pick"]["trial"] == second and "not retrained" in done["train"]["mode_text"]
+    capsys.readouterr()
+    # the section's own checks name its keys
+    assert main(["export", str(path), "--set", "export.min_speedup=0", "--quiet"]) == 2
+    assert "'export.min_speedup'" in capsys.readouterr().err
+
+
 def test_python_api_pareto_and_export_by_speedup(searched, home, tmp_path):
     from autodistill import api
     from autodistill.export.pick import parameters, quality, speedup

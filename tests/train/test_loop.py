@@ -279,7 +279,9 @@ def test_dropout_sets_every_dropout_layer_while_training(tiny, tmp_path):
     assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
     # the same run as a model whose config has no dropout at all, attention dropout included
     bare = BertForSequenceClassification(
-        tiny_bert_config(vocab_size=model.config.vocab_size, layers=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        tiny_bert_config(
+            vocab_size=model.config.vocab_size, layers=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
     )
     bare.load_state_dict(start)
     none = train(bare, ce, enc, np.arange(60), spec, pad, progress=False)
