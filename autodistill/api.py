@@ -143,8 +143,8 @@ def export(
     }
     if any(v is not None for v in given.values()):
         rule = PickRule(**given, candidates=1 if candidates is None else candidates)
-    else:
-        rule = ex.rule() if candidates is None else replace(ex.rule(), candidates=candidates)
+    else:  # the config's rule (run_export reads it itself, and says so)
+        rule = None if candidates is None else replace(ex.rule(), candidates=candidates)
     return run_export(
         cfg,
         rule,

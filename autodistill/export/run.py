@@ -67,6 +67,7 @@ def run_export(
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 
+    from_config = rule is None and cfg.export.rule().describe() != PickRule().describe()
     rule = rule or cfg.export.rule()
     fmts = parse_formats(formats)
     if rule.candidates > 1 and not retrain:
@@ -79,15 +80,22 @@ def run_export(
     study = open_existing(s.storage, s.study_name)
     objectives = list((study.user_attrs.get("identity") or {}).get("objectives") or cfg.search.objectives)
     records, front = study_records(study, objectives)
-    if not rule.needs_teacher:  # fail fast, before the teacher and data are loaded
-        pick(records, rule, objectives)
-    prep = prepare(cfg, progress=progress)
-    picked = pick_candidates(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
+    try:
+        if not rule.needs_teacher:  # fail fast, before the teacher and data are loaded
+            pick(records, rule, objectives)
+        prep = prepare(cfg, progress=progress)
+        picked = pick_candidates(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
+    except PickError as err:
+        if not from_config:
+            raise
+        raise PickError(f"{err}\n(The rule is the config's 'export' section; rule flags replace it.)") from None
     proxy = {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples}
     chosen, final, compared = _final_of(prep, picked, proxy, retrain, seed, cfg.seed)
     target = Path(out) if out is not None else Path(cfg.output_dir) / "export"
     result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
+    if from_config:
+        result["pick"]["rule"] += " (the config's export section)"
     result["pick"]["validation_examples"] = len(prep.encoded["validation"].labels)
     with atomic_folder(target) as tmp:
         _write_hf(final, prep, tmp)

@@ -188,11 +188,17 @@ def test_the_config_export_section_is_the_default_and_cli_flags_replace_its_rule
     assert main(["export", str(path), *sets, "--quiet"]) == 0
     done = json.loads((tmp_path / "from-config" / "export.json").read_text())
     assert done["pick"]["trial"] == first and "not retrained" in done["train"]["mode_text"]
+    assert done["pick"]["rule"] == f"--trial {first} (the config's export section)"
     # a rule flag replaces the config's rule (here its trial); the rest of the section still holds
     assert main(["export", str(path), *sets, "--trial", str(second), "--quiet"]) == 0
     done = json.loads((tmp_path / "from-config" / "export.json").read_text())
     assert done["pick"]["trial"] == second and "not retrained" in done["train"]["mode_text"]
+    assert done["pick"]["rule"] == f"--trial {second}"
     capsys.readouterr()
+    # a configured rule nobody meets says where it came from
+    assert main(["export", str(path), "--set", "export.max_params=10", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Closest trials" in err and "config's 'export' section" in err
     # the section's own checks name its keys
     assert main(["export", str(path), "--set", "export.min_speedup=0", "--quiet"]) == 2
     assert "'export.min_speedup'" in capsys.readouterr().err
