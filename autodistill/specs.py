@@ -99,6 +99,18 @@ class TrainSpec:
         return asdict(self)
 
 
+# the fields of a pick rule a user sets (besides ``candidates``), in the order messages list them
+RULE_FIELDS = (
+    "max_params",
+    "max_latency_ms",
+    "max_size_mb",
+    "min_speedup",
+    "min_quality",
+    "min_relative_quality",
+    "trial",
+)
+
+
 @dataclass(frozen=True)
 class PickRule:
     max_params: int | None = None
@@ -111,36 +123,44 @@ class PickRule:
     candidates: int = 1  # the best K under the limits are final-trained; the best validation wins
 
     def __post_init__(self) -> None:
-        for flag, v in (
-            ("--max-params", self.max_params),
-            ("--max-latency-ms", self.max_latency_ms),
-            ("--max-size-mb", self.max_size_mb),
-            ("--min-speedup", self.min_speedup),
-        ):
+        found = self.problem()
+        if found is not None:
+            name, text = found
+            raise PickError(f"The '{self._term(name)}' option {text}")
+
+    @staticmethod
+    def _term(name: str) -> str:
+        """How a message names a rule field: here its flag (the config's section names its key)."""
+        return "--" + name.replace("_", "-")
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first broken check, as (field, what is wrong), or None."""
+        t = self._term
+        for name in ("max_params", "max_latency_ms", "max_size_mb", "min_speedup"):
+            v = getattr(self, name)
             if v is not None and not v > 0:
-                raise PickError(f"The '{flag}' option must be > 0. Got {v} instead.")
+                return name, f"must be > 0. Got {v} instead."
         if self.min_quality is not None and not 0 <= self.min_quality <= 1:
-            raise PickError(f"The '--min-quality' option must be in [0, 1]. Got {self.min_quality} instead.")
+            return "min_quality", f"must be in [0, 1]. Got {self.min_quality} instead."
         if self.min_relative_quality is not None and not 0 < self.min_relative_quality <= 1.5:
-            raise PickError(
-                f"The '--min-relative-quality' option must be in (0, 1.5]. Got {self.min_relative_quality} instead."
-            )
+            return "min_relative_quality", f"must be in (0, 1.5]. Got {self.min_relative_quality} instead."
         if self.trial is not None:
             if self.trial < 0:
-                raise PickError(f"The '--trial' option must be a trial number >= 0. Got {self.trial} instead.")
-            others = [f for f, v in self._flags().items() if v is not None and f != "--trial"]
+                return "trial", f"must be a trial number >= 0. Got {self.trial} instead."
+            others = [t(n) for n in RULE_FIELDS if n != "trial" and getattr(self, n) is not None]
             if others:
-                raise PickError(
-                    f"The '--trial' option picks one trial and cannot be combined with {', '.join(others)}."
-                )
+                return "trial", f"picks one trial and cannot be combined with {', '.join(others)}."
         if self.candidates < 1:
-            raise PickError(f"The '--candidates' option must be >= 1. Got {self.candidates} instead.")
+            return "candidates", f"must be >= 1. Got {self.candidates} instead."
         ranks_by_quality = self.limited and self.min_quality is None and self.min_relative_quality is None
         if self.candidates > 1 and not ranks_by_quality:
-            raise PickError(
-                "The '--candidates' option compares the best trials under limits (--max-params, --max-latency-ms, "
-                "--max-size-mb, --min-speedup); it cannot be used with a quality floor, --trial or the knee."
+            limits = ", ".join(t(n) for n in ("max_params", "max_latency_ms", "max_size_mb", "min_speedup"))
+            return (
+                "candidates",
+                f"compares the best trials under limits ({limits}); it cannot be used with a quality floor, "
+                f"{t('trial')} or the knee.",
             )
+        return None
 
     @property
     def limited(self) -> bool:
@@ -148,15 +168,7 @@ class PickRule:
         return any(v is not None for v in limits)
 
     def _flags(self) -> dict[str, Any]:
-        return {
-            "--max-params": self.max_params,
-            "--max-latency-ms": self.max_latency_ms,
-            "--max-size-mb": self.max_size_mb,
-            "--min-speedup": self.min_speedup,
-            "--min-quality": self.min_quality,
-            "--min-relative-quality": self.min_relative_quality,
-            "--trial": self.trial,
-        }
+        return {PickRule._term(n): getattr(self, n) for n in RULE_FIELDS}
 
     @property
     def needs_teacher(self) -> bool:

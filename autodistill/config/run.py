@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from autodistill.config.schema import Invalid, require
-from autodistill.errors import PickError
 from autodistill.specs import PickRule
 
 TASKS = ("sequence-classification",)
@@ -329,16 +327,15 @@ class ExportConfig(PickRule):
     register: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            super().__post_init__()
-        except PickError as err:  # the rule's own checks, worded for this section's keys
-            found = re.match(r"The '--([a-z-]+)' option (.*)", str(err), re.S)
-            if not found:
-                raise
-            key = found.group(1).replace("-", "_")
-            raise Invalid(key, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", "_"), found.group(2))) from None
+        found = self.problem()  # the rule's own checks, naming this section's keys (_term)
+        if found is not None:
+            raise Invalid(*found)
         for i, f in enumerate(self.formats):
             require(f in EXPORT_FORMATS, f"formats[{i}]", f"must be one of {', '.join(EXPORT_FORMATS)}", f)
+
+    @staticmethod
+    def _term(name: str) -> str:
+        return name
 
     def rule(self) -> PickRule:
         return PickRule(**{f.name: getattr(self, f.name) for f in fields(PickRule)})

@@ -67,7 +67,7 @@ def run_export(
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 
-    from_config = rule is None and cfg.export.rule().describe() != PickRule().describe()
+    from_config = rule is None and cfg.export.rule() != PickRule()
     rule = rule or cfg.export.rule()
     fmts = parse_formats(formats)
     if rule.candidates > 1 and not retrain:
