@@ -267,7 +267,7 @@ def test_ema_evaluates_and_keeps_the_average_not_the_last_weights(tiny):
     assert not torch.allclose(seen[0], seen[-1])
 
 
-def test_dropout_sets_every_dropout_layer_while_training(tiny, tmp_path):
+def test_dropout_sets_every_dropout_layer_while_training(tiny):
     from transformers import BertForSequenceClassification
 
     model, ce, enc, pad = tiny
