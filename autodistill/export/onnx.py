@@ -145,9 +145,25 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization warns through the root logger
     try:
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        _drop_shape_annotations(pre)
         quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8)
     finally:
         pre.unlink(missing_ok=True)
+
+
+def _drop_shape_annotations(path: Path) -> None:
+    """Remove the graph's recorded intermediate shapes (``value_info``); the quantiser infers them anew.
+
+    The dynamo exporter records a shape for every initializer too; onnxruntime 1.30's pre-processing
+    transposes some weights (the classifier's [2, 384] becomes [384, 2]) and keeps the old record,
+    and the quantiser's shape inference then stops on the disagreement. Seen on a GPU machine with
+    onnxruntime 1.30; 1.32 quantises the same graph identically with or without the records.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
 
 
 def ort_latency(

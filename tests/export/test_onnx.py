@@ -103,3 +103,33 @@ def test_registered_student_runs_from_onnx_without_autodistill(tiny, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ref, atol=1e-4)
+
+
+def test_int8_drops_stale_recorded_shapes_before_quantising(tiny, tmp_path):
+    """onnxruntime 1.30's pre-processing transposes the classifier's weight and keeps its old
+    recorded shape, and the quantiser's shape inference stops on the disagreement; without the
+    records it infers them anew and quantises."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from autodistill.export.onnx import _drop_shape_annotations
+
+    model, enc, tok, fp32, _ = tiny
+    pre = tmp_path / "pre.onnx"
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    graph = onnx.load(str(pre))
+    weight = next(t for t in graph.graph.initializer if t.name.endswith("classifier.weight"))
+    stale = onnx.helper.make_tensor_value_info(weight.name, weight.data_type, list(reversed(weight.dims)))
+    kept = [v for v in graph.graph.value_info if v.name != weight.name]
+    del graph.graph.value_info[:]
+    graph.graph.value_info.extend([*kept, stale])
+    onnx.save(graph, str(pre))
+    q = tmp_path / "model.int8.onnx"
+    with pytest.raises(Exception, match="Inferred shape and existing shape differ"):
+        quantize_dynamic(str(pre), str(q), weight_type=QuantType.QInt8)
+    _drop_shape_annotations(pre)
+    assert not onnx.load(str(pre)).graph.value_info
+    quantize_dynamic(str(pre), str(q), weight_type=QuantType.QInt8)
+    ref = predict_logits(model, enc, tok.pad_token_id, 32)
+    assert np.abs(ort_logits(session(q), enc, tok.pad_token_id, 32) - ref).max() < 0.1
