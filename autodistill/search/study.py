@@ -169,6 +169,13 @@ def feasible(t: optuna.trial.FrozenTrial) -> bool:
 
 def open_existing(storage: str, name: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).is_file():
+        # checked here: opening a missing SQLite file makes an empty one, or fails with a bare
+        # "unable to open database file" where its folder is missing too
+        raise ConfigError(
+            f"No study database at {storage[len('sqlite:///') :]} (study {name!r}). Run `autodistill search "
+            "CONFIG` first, or point --storage / output_dir at the study you ran."
+        )
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

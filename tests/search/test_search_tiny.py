@@ -305,6 +305,11 @@ def test_plan_and_cli_search_then_pareto(tiny_search, capsys):
     assert info["estimated_search_seconds_max"] == pytest.approx(3 * info["trial_seconds_max"], abs=1)
     assert info["cache_growth_mb_max"] == 0  # the tiny space maps no hidden states
     assert not (tmp / "out" / "study.db").exists()  # plan trains nothing and opens no study
+    for cmd in (["pareto"], ["export", "--no-retrain"]):  # before any search: said plainly, nothing created
+        assert main([*cmd, str(path), "--quiet", "--set", "output_dir=" + str(tmp / "none" / "out")]) == 2
+        assert "No study database at" in capsys.readouterr().err and not (tmp / "none").exists()
+    assert main(["pareto", str(path), "--quiet"]) == 2 and not (tmp / "out" / "study.db").exists()
+    assert "Run `autodistill search CONFIG` first" in capsys.readouterr().err
     assert main(["search", str(path), "--quiet", "--n-trials", "2", "--set", "tracking.enabled=false"]) == 0
     out = capsys.readouterr().out
     assert "2 trained trials" in out
