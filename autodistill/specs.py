@@ -167,16 +167,16 @@ class PickRule:
         limits = (self.max_params, self.max_latency_ms, self.max_size_mb, self.min_speedup)
         return any(v is not None for v in limits)
 
-    def _flags(self) -> dict[str, Any]:
-        return {PickRule._term(n): getattr(self, n) for n in RULE_FIELDS}
-
     @property
     def needs_teacher(self) -> bool:
         return self.min_relative_quality is not None
 
+    def given(self) -> dict[str, Any]:
+        """The rule's set fields, named as ``_term`` names them (flags here, keys in the config)."""
+        names = [n for n in RULE_FIELDS if getattr(self, n) is not None]
+        names += ["candidates"] if self.candidates > 1 else []
+        return {self._term(n): getattr(self, n) for n in names}
+
     def describe(self) -> str:
-        given = {f: v for f, v in self._flags().items() if v is not None}
-        if not given:
-            return "the knee of the Pareto front"
-        text = " ".join(f"{f} {v}" for f, v in given.items())
-        return text + (f" --candidates {self.candidates}" if self.candidates > 1 else "")
+        given = self.given()
+        return " ".join(f"{f} {v}" for f, v in given.items()) if given else "the knee of the Pareto front"

@@ -337,6 +337,11 @@ class ExportConfig(PickRule):
     def _term(name: str) -> str:
         return name
 
+    def describe(self) -> str:
+        """The rule in this section's words, e.g. ``the config's export section (min_speedup: 3)``."""
+        given = ", ".join(f"{k}: {v}" for k, v in self.given().items())
+        return f"the config's export section ({given})" if given else "the knee of the Pareto front"
+
     def rule(self) -> PickRule:
         return PickRule(**{f.name: getattr(self, f.name) for f in fields(PickRule)})
 

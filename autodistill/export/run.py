@@ -95,7 +95,7 @@ def run_export(
     result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
     if from_config:
-        result["pick"]["rule"] += " (the config's export section)"
+        result["pick"]["rule"] = cfg.export.describe()
     result["pick"]["validation_examples"] = len(prep.encoded["validation"].labels)
     with atomic_folder(target) as tmp:
         _write_hf(final, prep, tmp)

@@ -188,7 +188,7 @@ def test_the_config_export_section_is_the_default_and_cli_flags_replace_its_rule
     assert main(["export", str(path), *sets, "--quiet"]) == 0
     done = json.loads((tmp_path / "from-config" / "export.json").read_text())
     assert done["pick"]["trial"] == first and "not retrained" in done["train"]["mode_text"]
-    assert done["pick"]["rule"] == f"--trial {first} (the config's export section)"
+    assert done["pick"]["rule"] == f"the config's export section (trial: {first})"
     # a rule flag replaces the config's rule (here its trial); the rest of the section still holds
     assert main(["export", str(path), *sets, "--trial", str(second), "--quiet"]) == 0
     done = json.loads((tmp_path / "from-config" / "export.json").read_text())
