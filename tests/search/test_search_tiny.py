@@ -101,6 +101,28 @@ def _stderr_tail(proc: subprocess.Popen) -> str:
     return "" if proc.poll() is None else proc.stderr.read()[-3000:]
 
 
+def _pause_between_writes(proc: subprocess.Popen, dbs: list[Path]) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write lock on any of ``dbs`` (a worker stopped inside
+    a SQLite write would block every other writer until it is continued)."""
+    import sqlite3
+
+    for _ in range(200):
+        proc.send_signal(signal.SIGSTOP)
+        free = True
+        for db in (d for d in dbs if d.exists()):
+            with contextlib.closing(sqlite3.connect(str(db), timeout=0.2)) as con:
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    con.rollback()
+                except sqlite3.OperationalError:
+                    free = False
+        if free:
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the first worker always held a database write lock")
+
+
 def _wait_for(condition, proc: subprocess.Popen, seconds: float = 240) -> bool:
     deadline = time.time() + seconds
     while time.time() < deadline and proc.poll() is None:
@@ -334,9 +356,10 @@ def test_two_workers_share_one_study(tiny_search):
     try:
         started = _wait_for(lambda: _trained(tmp, TrialState.RUNNING, first.pid), first)
         assert started, f"first worker never trained (exit {first.poll()}): {_stderr_tail(first)}"
-        first.send_signal(signal.SIGSTOP)
+        _pause_between_writes(first, [tmp / "out" / "study.db", tmp / "out" / "mlflow.db"])
         second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert _wait_for(lambda: _trained(tmp, TrialState.COMPLETE, second.pid), second), "second worker never trained"
+        done = _wait_for(lambda: _trained(tmp, TrialState.COMPLETE, second.pid), second)
+        assert done, f"second worker never trained (exit {second.poll()}): {_stderr_tail(second)}"
     finally:
         first.send_signal(signal.SIGCONT)
     outs = [p.communicate(timeout=300) for p in (first, second)]
