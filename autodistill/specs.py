@@ -99,16 +99,10 @@ class TrainSpec:
         return asdict(self)
 
 
+# the rule's caps: with any of them the pick is the best quality under them
+LIMIT_FIELDS = ("max_params", "max_latency_ms", "max_size_mb", "min_speedup")
 # the fields of a pick rule a user sets (besides ``candidates``), in the order messages list them
-RULE_FIELDS = (
-    "max_params",
-    "max_latency_ms",
-    "max_size_mb",
-    "min_speedup",
-    "min_quality",
-    "min_relative_quality",
-    "trial",
-)
+RULE_FIELDS = (*LIMIT_FIELDS, "min_quality", "min_relative_quality", "trial")
 
 
 @dataclass(frozen=True)
@@ -136,7 +130,7 @@ class PickRule:
     def problem(self) -> tuple[str, str] | None:
         """The first broken check, as (field, what is wrong), or None."""
         t = self._term
-        for name in ("max_params", "max_latency_ms", "max_size_mb", "min_speedup"):
+        for name in LIMIT_FIELDS:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 return name, f"must be > 0. Got {v} instead."
@@ -154,7 +148,7 @@ class PickRule:
             return "candidates", f"must be >= 1. Got {self.candidates} instead."
         ranks_by_quality = self.limited and self.min_quality is None and self.min_relative_quality is None
         if self.candidates > 1 and not ranks_by_quality:
-            limits = ", ".join(t(n) for n in ("max_params", "max_latency_ms", "max_size_mb", "min_speedup"))
+            limits = ", ".join(t(n) for n in LIMIT_FIELDS)
             return (
                 "candidates",
                 f"compares the best trials under limits ({limits}); it cannot be used with a quality floor, "
@@ -164,8 +158,7 @@ class PickRule:
 
     @property
     def limited(self) -> bool:
-        limits = (self.max_params, self.max_latency_ms, self.max_size_mb, self.min_speedup)
-        return any(v is not None for v in limits)
+        return any(getattr(self, n) is not None for n in LIMIT_FIELDS)
 
     @property
     def needs_teacher(self) -> bool:

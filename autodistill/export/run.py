@@ -67,8 +67,10 @@ def run_export(
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 
-    from_config = rule is None and cfg.export.rule() != PickRule()
-    rule = rule or cfg.export.rule()
+    from_config = False
+    if rule is None:
+        rule = cfg.export.rule()
+        from_config = rule != PickRule()
     fmts = parse_formats(formats)
     if rule.candidates > 1 and not retrain:
         raise PickError(

@@ -23,8 +23,16 @@ WORKER_ATTR = "worker"
 HEARTBEAT_ATTR = "alive_at"  # wall-clock seconds of the worker's last sign of life
 
 
+SQLITE = "sqlite:///"
+
+
 def default_storage(output_dir: str | Path) -> str:
-    return f"sqlite:///{Path(output_dir).resolve() / 'study.db'}"
+    return f"{SQLITE}{Path(output_dir).resolve() / 'study.db'}"
+
+
+def sqlite_file(storage: str) -> Path | None:
+    """The database file of a SQLite storage URL; None for other storages."""
+    return Path(storage[len(SQLITE) :]) if storage.startswith(SQLITE) else None
 
 
 def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
@@ -59,8 +67,9 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
 def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]) -> optuna.Study:
     """Create the study, or continue it after checking it was made for the same search."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage.startswith("sqlite:///"):
-        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_file(storage)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -169,12 +178,13 @@ def feasible(t: optuna.trial.FrozenTrial) -> bool:
 
 def open_existing(storage: str, name: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).is_file():
+    db = sqlite_file(storage)
+    if db is not None and not db.is_file():
         # checked here: opening a missing SQLite file makes an empty one, or fails with a bare
         # "unable to open database file" where its folder is missing too
         raise ConfigError(
-            f"No study database at {storage[len('sqlite:///') :]} (study {name!r}). Run `autodistill search "
-            "CONFIG` first, or point --storage / output_dir at the study you ran."
+            f"No study database at {db} (study {name!r}). Run `autodistill search CONFIG` first, "
+            "or point --storage / output_dir at the study you ran."
         )
     try:
         return optuna.load_study(study_name=name, storage=storage)
