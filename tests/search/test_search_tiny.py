@@ -102,8 +102,8 @@ def _stderr_tail(proc: subprocess.Popen) -> str:
 
 
 def _pause_between_writes(proc: subprocess.Popen, dbs: list[Path]) -> None:
-    """SIGSTOP ``proc`` at a moment it holds no write lock on any of ``dbs`` (a worker stopped inside
-    a SQLite write would block every other writer until it is continued)."""
+    """SIGSTOP ``proc`` at a moment it holds no lock on any of ``dbs`` (a worker stopped inside a
+    SQLite read or write would keep every other writer from committing until it is continued)."""
     import sqlite3
 
     for _ in range(200):
@@ -112,7 +112,7 @@ def _pause_between_writes(proc: subprocess.Popen, dbs: list[Path]) -> None:
         for db in (d for d in dbs if d.exists()):
             with contextlib.closing(sqlite3.connect(str(db), timeout=0.2)) as con:
                 try:
-                    con.execute("BEGIN IMMEDIATE")
+                    con.execute("BEGIN EXCLUSIVE")  # fails while it holds any lock, a reader's too
                     con.rollback()
                 except sqlite3.OperationalError:
                     free = False
@@ -120,7 +120,7 @@ def _pause_between_writes(proc: subprocess.Popen, dbs: list[Path]) -> None:
             return
         proc.send_signal(signal.SIGCONT)
         time.sleep(0.05)
-    raise AssertionError("the first worker always held a database write lock")
+    raise AssertionError("the first worker always held a database lock")
 
 
 def _wait_for(condition, proc: subprocess.Popen, seconds: float = 240) -> bool:
