@@ -89,6 +89,8 @@ def _slower_space(tmp: Path) -> Path:
 
 def _trained(tmp: Path, state: TrialState, pid: int) -> list:
     """Trained trials in `state` run by the worker process `pid`."""
+    if not _created(tmp / "out" / "study.db"):  # opening the storage mid-creation races its migration
+        return []
     try:
         trials = _study(tmp).get_trials(states=(state,))
     except Exception:  # the study is not made yet
