@@ -76,8 +76,14 @@ def search(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the search, or continue the same study, until it holds ``n_trials`` trained trials."""
+    from autodistill.config.run import SearchConfig
+    from autodistill.config.schema import check_as
     from autodistill.controller import Search
 
+    # None takes the config's value; anything given must pass the config's own check of that key
+    for key, value in (("n_trials", n_trials), ("timeout", timeout)):
+        if value is not None:
+            check_as(SearchConfig, key, value, f"{key!r} argument of api.search", f"search.{key}")
     cfg = load(config, overrides)
     return Search(cfg, storage=storage, study_name=study_name, progress=progress).run(n_trials, timeout)
 

@@ -125,7 +125,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from autodistill import api
+    from autodistill.config.run import SearchConfig
+    from autodistill.config.schema import check_as
 
+    for key, flag in (("n_trials", "--n-trials"), ("timeout", "--timeout")):
+        value = getattr(args, key)
+        if value is not None:  # unset takes the config's value
+            check_as(SearchConfig, key, value, f"{flag!r} flag", f"search.{key}")
     cfg = _load(args)
     out = api.search(cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet)
     print(

@@ -18,16 +18,17 @@ from autodistill.errors import ConfigError
 class Invalid(Exception):
     """Raised by checks inside a dataclass; ``key`` is relative to that dataclass."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str, message: str, rule: str | None = None) -> None:
         super().__init__(message)
         self.key = key
         self.message = message
+        self.rule = rule  # the check alone ("must be > 0"), when it came from require
 
 
 def require(ok: bool, key: str, rule: str, got: Any) -> None:
     """Fail a check: ``require(t > 0, "temperature", "must be > 0", t)``."""
     if not ok:
-        raise Invalid(key, f"{rule}. Got {got!r} instead.")
+        raise Invalid(key, f"{rule}. Got {got!r} instead.", rule)
 
 
 def _join(path: str, key: str | int) -> str:
@@ -149,6 +150,36 @@ def convert(tp: Any, value: Any, path: str, source: str = "") -> Any:
             raise _fail(path, f"must be a string. Got {value!r} instead.", source)
         return value
     raise TypeError(f"unsupported config type {tp!r} at {path}")
+
+
+_KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
+
+
+def field_rule(cls: type, key: str, value: Any) -> str | None:
+    """The rule of field ``key`` of the config dataclass ``cls`` that ``value`` breaks, e.g.
+    ``"must be > 0"``; None when it passes. The class's own type and ``__post_init__`` checks
+    decide (its other fields at their defaults), so a CLI flag or a search-space range that stands
+    for a config key accepts exactly what that key accepts, from one declaration."""
+    hint = typing.get_type_hints(cls)[key]
+    try:
+        converted = convert(hint, value, key)
+    except ConfigError:
+        plain = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = _KINDS.get(plain[0]) if len(plain) == 1 else None
+        return f"must be {kind or _type_name(hint)}"
+    try:
+        cls(**{key: converted})
+    except Invalid as err:
+        return err.rule or err.message
+    return None
+
+
+def check_as(cls: type, key: str, value: Any, what: str, config_key: str) -> None:
+    """Refuse ``value`` given as ``what`` (e.g. "'--n-trials' flag") as the config's ``config_key``
+    (field ``key`` of ``cls``) would refuse it."""
+    rule = field_rule(cls, key, value)
+    if rule is not None:
+        raise ConfigError(f"The {what} {rule}, like the config's {config_key!r}. Got {value!r} instead.")
 
 
 def to_dict(obj: Any) -> Any:

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import json
 import math
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from autodistill.config.schema import Invalid, parse, require
+from autodistill.config.run import DistillConfig, LossConfig
+from autodistill.config.schema import Invalid, field_rule, parse, require
 from autodistill.errors import ConfigError
 from autodistill.specs import LossSpec, Step, StudentSpec
 
@@ -64,6 +68,66 @@ def check_distribution(value: dict[str, Any], key: str) -> None:
         require(spec[0] > 0, key, "a log-scale range must have low > 0", spec)
     if kind == "int":
         require(all(float(v).is_integer() for v in spec), key, "'int' bounds must be integers", spec)
+
+
+DISTRIBUTIONS = "{int: [low, high]}, {float: [low, high]} or {choice: [a, b, ...]}"
+
+
+def ends(value: Any) -> list[Any]:
+    """The values that bound a leaf: a fixed value itself, every choice, or a range's two ends
+    (enough for the interval checks of the config keys and options a leaf stands for)."""
+    if not is_distribution(value):
+        return [value]
+    if "choice" in value:
+        return list(value["choice"])
+    return list(value.get("int", value.get("float")))
+
+
+def _plain_types(tp: Any) -> list[Any]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(tp) if a is not type(None)]
+    return [tp]
+
+
+def shape_problem(tp: Any, value: Any) -> str | None:
+    """A leaf whose form cannot stand for a field of type ``tp``: a mapping that is no known
+    distribution (e.g. ``{normal: [1, 4]}``, which would otherwise reach the trial as a value), or
+    a float range for a whole-number field (it would sample 2.37 layers)."""
+    kinds = _plain_types(tp)
+    takes_mapping = any(k is Any or typing.get_origin(k) is dict or k is dict for k in kinds)
+    if isinstance(value, dict) and not is_distribution(value) and not takes_mapping:
+        return f"must be a value or one of the distributions {DISTRIBUTIONS}"
+    if is_distribution(value) and "float" in value and kinds == [int]:
+        return "takes whole numbers: search it with {int: [low, high]}"
+    return None
+
+
+def leaf_rule(tp: Any, value: Any, rule_of: Callable[[Any], str | None]) -> tuple[str, bool] | None:
+    """The rule a leaf for a field of type ``tp`` breaks, and whether it is the field's own check
+    (``rule_of``, at any of the leaf's :func:`ends`) rather than the leaf's form. None: every value
+    it can take passes."""
+    rule = shape_problem(tp, value)
+    if rule is not None:
+        return rule, False
+    for v in ends(value):
+        rule = rule_of(v)
+        if rule is not None:
+            return (f"{rule} at every value it can take" if is_distribution(value) else rule), True
+    return None
+
+
+def _refuse(key: str, value: Any, found: tuple[str, bool] | None, config_key: str) -> None:
+    if found is not None:
+        rule, own = found
+        like = f", like the config's {config_key!r}" if own else ""
+        raise Invalid(key, f"{rule}{like}. Got {value!r} instead.")
+
+
+def _as_config(cls: type, name: str, value: Any, key: str, config_key: str) -> None:
+    """Refuse a leaf that can take a value the config's ``config_key`` (field ``name`` of ``cls``)
+    refuses: the space is checked by the config's own declarations, not a copy of them."""
+    found = leaf_rule(typing.get_type_hints(cls)[name], value, lambda v: field_rule(cls, name, v))
+    _refuse(key, value, found, config_key)
 
 
 def suggest(trial: Sampler, name: str, value: Any) -> Any:
@@ -126,9 +190,13 @@ class SpaceFile:
         require(isinstance(terms, list) and len(terms) >= 1, "loss.terms", "must list at least one loss term", terms)
         for i, t in enumerate(terms):
             _check_block(t, f"loss.terms[{i}]")
+            if "weight" in t:
+                _check_weight(t["weight"], f"loss.terms[{i}].weight")
         for key in ("temperature", "layer_map"):
             if is_distribution(self.loss.get(key)):
                 check_distribution(self.loss[key], f"loss.{key}")
+            if key in self.loss:
+                _as_config(LossConfig, key, self.loss[key], f"loss.{key}", f"distill.loss.{key}")
         if "weighting" in self.loss:
             _check_block(self.loss["weighting"], "loss.weighting")
         for key, value in self.train.items():
@@ -136,27 +204,14 @@ class SpaceFile:
                 raise Invalid(f"train.{key}", f"is not a known key. Allowed keys here: {', '.join(TRAIN_KNOBS)}.")
             if is_distribution(value):
                 check_distribution(value, f"train.{key}")
-            if key in _TRAIN_RANGES:
-                _check_range(key, value)
+            # every value a train knob may take must be one its distill.* key accepts
+            _as_config(DistillConfig, key, value, f"train.{key}", f"distill.{key}")
 
 
-# every value these train knobs may take lies in the range of their ``distill.*`` key
-_TRAIN_RANGES = {
-    "prune_after": (0.0, 0.9, (int, float)),
-    "prune_stages": (1, 8, (int,)),
-    "ema": (0.0, 0.999, (int, float)),  # distill.ema is in [0, 1)
-    "dropout": (0.0, 0.9, (int, float)),
-}
-
-
-def _check_range(key: str, value: Any) -> None:
-    low, high, kinds = _TRAIN_RANGES[key]
-    if is_distribution(value):
-        values = value.get("float") or value.get("int") or value.get("choice")
-    else:
-        values = [value]
-    ok = all(isinstance(v, kinds) and not isinstance(v, bool) and low <= v <= high for v in values)
-    require(ok, f"train.{key}", f"must stay in [{low}, {high}]" + ("" if float in kinds else " (whole numbers)"), value)
+def _check_weight(value: Any, key: str) -> None:
+    """A loss term's weight, by the config's own check of distill.loss.terms[i].weight."""
+    found = leaf_rule(float, value, lambda v: field_rule(LossConfig, "terms", [{"name": "_", "weight": v}]))
+    _refuse(key, value, found, "distill.loss.terms[i].weight")
 
 
 def _check_block(block: Any, key: str) -> None:
@@ -276,7 +331,13 @@ def load_space(name_or_path: str) -> SearchSpace:
         raise ConfigError(f"Search space file {str(path)!r} is not valid YAML: {err}") from None
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
-    return SearchSpace(parse(SpaceFile, data, "", f"search space {path.stem!r}"), str(path))
+    name = data["name"] if isinstance(data, dict) and isinstance(data["name"], str) else path.stem
+    return SearchSpace(parse(SpaceFile, data, "", _where(name, str(path))), str(path))
+
+
+def _where(name: str, source: str) -> str:
+    """How messages name a space: its name and the file it was read from."""
+    return f"search space {name!r} ({source})" if source else f"search space {name!r}"
 
 
 def first_value(value: Any) -> Any:
@@ -289,38 +350,40 @@ def first_value(value: Any) -> Any:
 
 
 def check_components(space: SearchSpace) -> None:
-    """Every name is registered and every transform's options parse; errors name the key."""
+    """Every name is registered and every option of every component parses at each value it can
+    take (each end of a range, each choice); errors name the key. Run before the first trial, so a
+    space that could sample an invalid point is refused whole instead of failing one trial."""
     from autodistill.losses import LOSSES
     from autodistill.student import load_transforms
     from autodistill.student.base import TRANSFORMS
     from autodistill.weighting import WEIGHTINGS
 
     load_transforms()
-    where = f"search space {space.name!r}"
-
-    def names(block: dict[str, Any]) -> list[str]:
+    where = _where(space.name, space.source)
+    blocks = [(f"transforms[{i}]", b, TRANSFORMS, ()) for i, b in enumerate(space.spec.transforms)]
+    blocks += [(f"loss.terms[{i}]", b, LOSSES, ("weight",)) for i, b in enumerate(space.spec.loss.get("terms", []))]
+    blocks.append(("loss.weighting", space.spec.loss.get("weighting", {"name": "static"}), WEIGHTINGS, ()))
+    for key, block, registry, skip in blocks:
         n = block["name"]
-        return list(n["choice"]) if is_distribution(n) else [n]
+        for name in list(n["choice"]) if is_distribution(n) else [n]:
+            if name not in registry:
+                raise ConfigError(
+                    f"The '{key}.name' parameter of {where} must be one of "
+                    f"{', '.join(registry.names())}. Got {name!r} instead."
+                )
+            leaves = {k: v for k, v in block.items() if k not in ("name", "optional", *skip)}
+            _check_options(registry.get(name).Options, leaves, key, where)
 
-    for i, block in enumerate(space.spec.transforms):
-        for name in names(block):
-            if name not in TRANSFORMS:
-                raise ConfigError(
-                    f"The 'transforms[{i}].name' parameter of {where} must be one of "
-                    f"{', '.join(TRANSFORMS.names())}. Got {name!r} instead."
-                )
-            opts = {k: first_value(v) for k, v in block.items() if k not in ("name", "optional")}
-            parse(TRANSFORMS.get(name).Options, opts, f"transforms[{i}]", where)
-    for i, block in enumerate(space.spec.loss.get("terms", [])):
-        for name in names(block):
-            if name not in LOSSES:
-                raise ConfigError(
-                    f"The 'loss.terms[{i}].name' parameter of {where} must be one of "
-                    f"{', '.join(LOSSES.names())}. Got {name!r} instead."
-                )
-    for name in names(space.spec.loss.get("weighting", {"name": "static"})):
-        if name not in WEIGHTINGS:
-            raise ConfigError(
-                f"The 'loss.weighting.name' parameter of {where} must be one of "
-                f"{', '.join(WEIGHTINGS.names())}. Got {name!r} instead."
-            )
+
+def _check_options(options: type, leaves: dict[str, Any], key: str, where: str) -> None:
+    """Parse ``options`` with each leaf at each of its ends, the others at their first value."""
+    hints = typing.get_type_hints(options)
+    for k, leaf in leaves.items():
+        rule = shape_problem(hints[k], leaf) if k in hints else None  # parse names unknown keys
+        if rule is not None:
+            raise ConfigError(f"The '{key}.{k}' parameter of {where} {rule}. Got {leaf!r} instead.")
+    first = {k: first_value(v) for k, v in leaves.items()}
+    parse(options, first, key, where)
+    for k, leaf in leaves.items():
+        for v in ends(leaf)[1:] if is_distribution(leaf) else []:
+            parse(options, {**first, k: v}, key, where)

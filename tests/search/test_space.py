@@ -78,7 +78,15 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"train": {"prune_stages": 1.5}}, "train.prune_stages"),
         ({"train": {"ema": 1.0}}, "train.ema"),
         ({"train": {"ema": {"float": [0.9, 1.0]}}}, "train.ema"),
-        ({"train": {"dropout": {"float": [0.0, 0.95]}}}, "train.dropout"),
+        ({"train": {"dropout": {"float": [0.0, 1.0]}}}, "train.dropout"),
+        ({"train": {"lr": {"float": [-1, -0.5]}}}, "train.lr"),
+        ({"train": {"lr": {"normal": [1, 4]}}}, "train.lr"),
+        ({"train": {"batch_size": {"float": [8, 64]}}}, "train.batch_size"),
+        ({"train": {"batch_size": {"choice": [16, 0]}}}, "train.batch_size"),
+        ({"loss": {"terms": [{"name": "kl"}], "temperature": {"float": [-2, 0]}}}, "loss.temperature"),
+        ({"loss": {"terms": [{"name": "kl"}], "temperature": {"normal": [1, 4]}}}, "loss.temperature"),
+        ({"loss": {"terms": [{"name": "kl"}], "temperature": {"float": [1, 2], "int": [1, 2]}}}, "loss.temperature"),
+        ({"loss": {"terms": [{"name": "kl", "weight": {"float": [-1, 1]}}]}}, "loss.terms[0].weight"),
     ],
 )
 def test_bad_space_names_the_key(tmp_path, patch, key):
@@ -124,3 +132,76 @@ def test_train_knobs_sample_into_the_trial_train_spec(tmp_path):
         spec = replace(TrainSpec(steps=10), **sample.train)
         assert 0.9 <= spec.ema <= 0.99 and sample.params["train.ema"] == spec.ema
         assert (spec.prune_after, spec.prune_stages) == (0.5, 2)
+
+
+@pytest.mark.parametrize(
+    "patch, key, rule",
+    [
+        ({"train": {"lr": {"float": [-1, -0.5]}}}, "train.lr", "must be > 0"),
+        ({"loss": {"terms": [{"name": "kl"}], "temperature": {"float": [-2, 0]}}}, "loss.temperature", "must be > 0"),
+        ({"train": {"warmup_ratio": {"choice": [0.1, 1]}}}, "train.warmup_ratio", "must be in [0, 1)"),
+    ],
+)
+def test_space_range_error_names_file_key_and_allowed_range(tmp_path, patch, key, rule):
+    path = write(tmp_path, {**BASE, **patch})
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    msg = str(err.value)
+    assert f"The {key!r} parameter of search space 't' ({path})" in msg
+    assert rule in msg and "like the config's 'distill." in msg
+
+
+def test_unknown_distribution_is_refused_at_load_not_in_a_trial(tmp_path):
+    path = write(tmp_path, {**BASE, "loss": {"terms": [{"name": "kl"}], "temperature": {"normal": [1, 4]}}})
+    with pytest.raises(ConfigError, match=r"'loss.temperature'.*one of the distributions .*\{'normal': \[1, 4\]\}"):
+        load_space(path)
+
+
+@pytest.mark.parametrize(
+    "knob", ["lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout"]
+)
+def test_train_knobs_accept_exactly_what_their_distill_key_accepts(tmp_path, knob):
+    """The bounds are the config's own: every probe value is accepted by the space iff DistillConfig accepts it."""
+    from autodistill.config.run import DistillConfig
+    from autodistill.config.schema import parse
+
+    for value in (-1, 0, 1e-4, 0.5, 0.9, 0.95, 0.999, 1, 1.5, 2, 8, 9, 64):
+        try:
+            parse(DistillConfig, {knob: value})
+            config_ok = True
+        except ConfigError:
+            config_ok = False
+        try:
+            load_space(write(tmp_path, {**BASE, "train": {knob: value}}))
+            space_ok = True
+        except ConfigError:
+            space_ok = False
+        assert space_ok == config_ok, (knob, value)
+
+
+@pytest.mark.parametrize(
+    "block, key, needle",
+    [
+        ({"name": "heads", "ratio": {"float": [0.5, 1.5]}}, "transforms[0].ratio", "Got 1.5 instead"),
+        ({"name": "depth", "layers": {"normal": [1, 4]}}, "transforms[0].layers", "one of the distributions"),
+        ({"name": "depth", "layers": {"float": [1, 4]}}, "transforms[0].layers", "{int: [low, high]}"),
+        ({"name": "depth", "layers": {"choice": [2, 0]}}, "transforms[0].layers", "Got 0 instead"),
+    ],
+)
+def test_component_options_are_checked_at_every_end(tmp_path, block, key, needle):
+    space = load_space(write(tmp_path, {**BASE, "transforms": [block]}))
+    with pytest.raises(ConfigError) as err:
+        check_components(space)
+    assert repr(key) in str(err.value) and needle in str(err.value) and str(space.source) in str(err.value)
+
+
+def test_a_bad_space_stops_the_search_before_any_trial(tmp_path):
+    """The search refuses the space in its setup: no study, no trial left RUNNING."""
+    from autodistill import api
+
+    space = write(tmp_path, {**BASE, "loss": {"terms": [{"name": "kl"}], "temperature": {"float": [-2, 0]}}})
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "search": {"space": space}}))
+    with pytest.raises(ConfigError, match="'loss.temperature'"):
+        api.search(str(cfg), progress=False)
+    assert not (tmp_path / "out" / "study.db").exists()
