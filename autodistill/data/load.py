@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from autodistill.config.run import DataConfig
-from autodistill.data.sources import SINGLE, Raw, read_source
+from autodistill.data.sources import SINGLE, Raw, clip, read_source
 from autodistill.data.splits import stratified_split, stratified_subset
 from autodistill.data.types import SPLITS, TaskData, TextSplit, data_fingerprint
 from autodistill.errors import DataError
@@ -27,10 +28,10 @@ def _check_columns(df: pd.DataFrame, cfg: DataConfig, split: str) -> None:
         ("label_column", cfg.label_column),
     ):
         if col is not None and col not in df.columns:
-            cols = ", ".join(repr(str(c)) for c in df.columns)
+            cols = clip(", ".join(clip(repr(str(c))) for c in df.columns), 1000)  # a broken header can be megabytes
             raise DataError(
-                f"The 'data.{key}' parameter names column {col!r}, which {_where(split)} of {cfg.source!r} "
-                f"does not have. Columns: {cols}."
+                f"The 'data.{key}' parameter names column {clip(repr(col))}, which {_where(split)} of "
+                f"{cfg.source!r} does not have. Columns: {cols}."
             )
 
 
@@ -41,7 +42,7 @@ def _texts(df: pd.DataFrame, column: str, cfg: DataConfig, split: str) -> tuple[
             what = (
                 "is missing (empty)"
                 if v is None or (isinstance(v, float) and np.isnan(v))
-                else (f"holds {v!r} ({type(v).__name__}), not text")
+                else (f"holds {clip(repr(v))} ({type(v).__name__}), not text")
             )
             raise DataError(
                 f"Row {row} (0-based, header not counted) of {_where(split)} of {cfg.source!r}, column "
@@ -82,8 +83,8 @@ def _label_map(raw_labels: dict[str, list], cfg: DataConfig, class_names: tuple[
         if not ok or isinstance(v, str):
             raise DataError(
                 f"The label column {cfg.label_column!r} (data.label_column) of {cfg.source!r} must hold class "
-                f"labels, all strings or all integers. Found {v!r} ({type(v).__name__}) among "
-                f"{sorted(map(repr, values))[:6]}."
+                f"labels, all strings or all integers. Found {clip(repr(v))} ({type(v).__name__}) among "
+                f"{clip(', '.join(clip(repr(x), 40) for x in sorted(map(repr, values))[:6]))}."
             )
         ints[v] = int(v)
     ordered = sorted(set(ints.values()))
@@ -119,6 +120,31 @@ def _resolve(raw: Raw, cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[s
     return chosen, names, carve
 
 
+def _warn_unseen_labels(
+    raw_labels: dict[str, list], names: dict[str, str], label_names: tuple, label_ids: dict, cfg: DataConfig
+) -> None:
+    """A label in the source's validation or test split that training never shows. It still
+    becomes a class of the teacher and the student (the label map spans every split), but neither
+    can learn it, so its rows count as errors. Warned, not refused: an official test split with a
+    rare class is still worth scoring, and refusing (or dropping the rows) would hide that the
+    score includes examples no model could get right."""
+    seen = set(raw_labels["train"])
+    for role in ("validation", "test"):
+        if role not in raw_labels:  # carved from train: every label in it is one train has
+            continue
+        unseen = sorted({v for v in raw_labels[role] if v not in seen}, key=str)
+        if unseen:
+            rows = sum(1 for v in raw_labels[role] if v not in seen)
+            shown = clip(", ".join(clip(repr(label_names[label_ids[v]]), 40) for v in unseen[:10]))
+            warnings.warn(
+                f"The {role} split ({names[role]!r}) of {cfg.source!r} has label(s) {shown} in column "
+                f"{cfg.label_column!r} that the training split ({names['train']!r}) never shows ({rows} row(s)). "
+                "No model can learn them, so those rows will count as errors. Add training examples of them, "
+                f"or remove those rows from the {role} split.",
+                stacklevel=3,
+            )
+
+
 def _to_split(df: pd.DataFrame, cfg: DataConfig, split: str, labels: list, label_ids: dict) -> TextSplit:
     texts = _texts(df, cfg.text_column, cfg, split)
     pairs = _texts(df, cfg.text_pair_column, cfg, split) if cfg.text_pair_column else None
@@ -136,6 +162,7 @@ def load_task_data(cfg: DataConfig) -> TaskData:
     class_label = raw.class_names is not None
     raw_labels = {role: _label_values(df, cfg, names[role], class_label) for role, df in frames.items()}
     label_names, label_ids = _label_map(raw_labels, cfg, raw.class_names)
+    _warn_unseen_labels(raw_labels, names, label_names, label_ids, cfg)
     splits = {role: _to_split(df, cfg, names[role], raw_labels[role], label_ids) for role, df in frames.items()}
     train = splits["train"]
     present = np.unique(train.labels)

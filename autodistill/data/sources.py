@@ -6,6 +6,9 @@ folder with one file per split) or a single table that the loader splits itself.
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,13 @@ from autodistill.errors import DataError
 
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SINGLE = "<all>"  # the key of the one table of a source without splits
+CLIP = 200  # characters of a value from the data that a message quotes
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    """``text`` cut to ``limit`` characters: a message quotes data (a header, a cell, a line)
+    without echoing megabytes of it."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -47,14 +57,74 @@ def read_file(path: Path, cfg: DataConfig) -> pd.DataFrame:
     text_cols = {c: object for c in (cfg.text_column, cfg.text_pair_column) if c}
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=text_cols)
+            sep = "," if fmt == "csv" else "\t"
+            _check_header(path, sep, cfg)
+            return pd.read_csv(path, sep=sep, dtype=text_cols)
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+            try:
+                return pd.read_json(path, lines=True, dtype=False)
+            except (ValueError, TypeError) as err:  # a line that is not a JSON object raises TypeError
+                raise DataError(
+                    _jsonl_problem(path) or f"The data file {str(path)!r} cannot be read as jsonl: {clip(str(err))}"
+                ) from None
         if fmt == "parquet":
             return pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError) as err:
-        raise DataError(f"The data file {str(path)!r} cannot be read as {fmt}: {err}") from None
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"The data file {str(path)!r} cannot be read as {fmt}: {clip(str(err))}") from None
     raise DataError(f"The 'data.format' parameter {fmt!r} does not apply to the file {str(path)!r}.")
+
+
+def _check_header(path: Path, sep: str, cfg: DataConfig) -> None:
+    """Refuse a header that names a column the config uses twice: pandas reads the second as
+    ``name.1`` and the first would be used without a word. Repeats of other columns are left alone
+    (nothing reads them)."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    counts = Counter(header)
+    used = [c for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c and counts[c] > 1]
+    if used:
+        name = used[0]
+        where = [i + 1 for i, h in enumerate(header) if h == name]
+        raise DataError(
+            f"The data file {str(path)!r} has {len(where)} columns named {clip(repr(name))} (columns "
+            f"{', '.join(map(str, where))} of its header), the column data.{_key_of(name, cfg)} names; only the "
+            "first would be read, without a word. Rename the others so that one column has that name."
+        )
+
+
+def _key_of(column: str, cfg: DataConfig) -> str:
+    keys = {"text_column": cfg.text_column, "text_pair_column": cfg.text_pair_column, "label_column": cfg.label_column}
+    return next(k for k, c in keys.items() if c == column)
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _jsonl_problem(path: Path) -> str | None:
+    """The first line of a JSONL file that is not a JSON object, as "FILE line N: why" (pandas
+    reports a byte position instead); None when every line is one."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                return (
+                    f"The data file {str(path)!r} line {number}: not valid JSON ({err.msg} at column {err.colno}): "
+                    f"{clip(line.rstrip())}. Each line of a JSONL file must be one JSON object, e.g. "
+                    '{"text": "...", "label": "..."}.'
+                )
+            if not isinstance(value, dict):
+                return (
+                    f"The data file {str(path)!r} line {number}: a JSON {_JSON_KINDS.get(type(value), 'value')}, "
+                    f"not an object: "
+                    f"{clip(line.rstrip())}. Each line of a JSONL file must be one JSON object, e.g. "
+                    '{"text": "...", "label": "..."}.'
+                )
+    return None
 
 
 def _hf_to_raw(obj: Any, cfg: DataConfig, where: str) -> Raw:
