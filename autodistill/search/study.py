@@ -5,14 +5,18 @@ Optuna stays here and in controller.py; everything else sees plain values.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from autodistill.config.run import RunConfig
@@ -35,8 +39,59 @@ def sqlite_file(storage: str) -> Path | None:
     return Path(storage[len(SQLITE) :]) if storage.startswith(SQLITE) else None
 
 
-def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
-    s, seed, startup = cfg.search.sampler, cfg.seed, cfg.search.startup_trials
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+_T = TypeVar("_T")
+
+
+def _check_database(db: Path, name: str) -> None:
+    """Refuse, before SQLite touches it, a study file that is not a SQLite database (a text file,
+    another program's file): named, with what to do, instead of a SQLAlchemy traceback. An empty
+    file is a valid empty database."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    with db.open("rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head != SQLITE_MAGIC:
+        raise ConfigError(_not_a_study(db, name, "is not a SQLite database"))
+
+
+def _not_a_study(db: Path, name: str, what: str) -> str:
+    return (
+        f"The study database {str(db)!r} (study {name!r}) {what}. It was left as it is: move it away if it "
+        "holds anything you need, then run again to start a new study there, or point --storage / "
+        "search.storage / output_dir at the study you ran."
+    )
+
+
+def _on_database(storage: str, name: str, call: Callable[[], _T]) -> _T:
+    """Run an Optuna call on ``storage``, turning a SQLite file that is no (or a damaged) database
+    into a ConfigError that names it. Locks and other operational errors pass through as they are."""
+    db = sqlite_file(storage)
+    if db is not None:
+        _check_database(db, name)
+    try:
+        return call()
+    except sqlalchemy.exc.OperationalError:
+        raise
+    except sqlalchemy.exc.DatabaseError as err:
+        if db is None:
+            raise
+        reason = str(err.orig) if err.orig is not None else str(err).splitlines()[0]
+        raise ConfigError(_not_a_study(db, name, f"cannot be read as a study ({reason})")) from None
+
+
+def worker_seed(seed: int) -> int:
+    """A sampler seed for a worker joining a study: the run's seed hashed with this worker's
+    identity (host, process and a random id), so that workers sharing one study, or started
+    together from one config, do not draw the same points."""
+    identity = f"{seed}:{worker_id()}:{uuid.uuid4().hex}"
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "big")
+
+
+def make_sampler(cfg: RunConfig, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded by ``seed`` (default: the run's seed)."""
+    s, startup = cfg.search.sampler, cfg.search.startup_trials
+    seed = cfg.seed if seed is None else seed
     if s == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
     if s == "nsga2":
@@ -70,13 +125,26 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
     db = sqlite_file(storage)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=directions(cfg.search.objectives),
-        sampler=make_sampler(cfg),
-        load_if_exists=True,
-    )
+    # The worker that creates the study samples with the run's own seed, so a fresh search by one
+    # worker draws the same trials each time it is run. Any worker that finds the study already
+    # there (another worker started beside it, or a resumed run, whose seed-0 sampler would replay
+    # the first worker's startup points) derives its own seed instead.
+    try:
+        study = _on_database(
+            storage,
+            name,
+            lambda: optuna.create_study(
+                storage=storage,
+                study_name=name,
+                directions=directions(cfg.search.objectives),
+                sampler=make_sampler(cfg),
+            ),
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        sampler = make_sampler(cfg, worker_seed(cfg.seed))
+        study = _on_database(
+            storage, name, lambda: optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        )
     old = study.user_attrs.get("identity")
     if old is None:
         study.set_user_attr("identity", identity)
@@ -187,6 +255,6 @@ def open_existing(storage: str, name: str) -> optuna.Study:
             "or point --storage / output_dir at the study you ran."
         )
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return _on_database(storage, name, lambda: optuna.load_study(study_name=name, storage=storage))
     except KeyError:
         raise ConfigError(f"No study named {name!r} in {storage}. Run `autodistill search CONFIG` first.") from None
