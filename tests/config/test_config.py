@@ -121,3 +121,21 @@ def test_apply_overrides_does_not_mutate():
     data = {"distill": {"lr": 1.0}}
     out = apply_overrides(data, ["distill.lr=2"])
     assert data["distill"]["lr"] == 1.0 and out["distill"]["lr"] == 2
+
+
+def test_field_rule_is_the_config_own_check():
+    """One declaration: a flag or a search-space range asks the config class, not a copy of its bounds."""
+    from autodistill.config.run import DistillConfig, LossConfig, SearchConfig
+    from autodistill.config.schema import check_as, field_rule
+
+    assert field_rule(DistillConfig, "lr", -1) == "must be > 0"
+    assert field_rule(DistillConfig, "lr", 1e-4) is None
+    assert field_rule(DistillConfig, "batch_size", 2.5) == "must be a whole number"
+    assert field_rule(DistillConfig, "ema", 1.0) == "must be in [0, 1)"
+    assert field_rule(DistillConfig, "dropout", None) is None
+    assert field_rule(LossConfig, "temperature", "hot") == "must be a number"
+    assert field_rule(SearchConfig, "n_trials", 0) == "must be >= 1"
+    with pytest.raises(
+        ConfigError, match=r"^The '--n-trials' flag must be >= 1, like the config's 'search.n_trials'\. Got 0"
+    ):
+        check_as(SearchConfig, "n_trials", 0, "'--n-trials' flag", "search.n_trials")
