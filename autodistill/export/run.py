@@ -4,7 +4,8 @@ Reads the study the search wrote (same storage and name as ``autodistill search`
 (``pick.py``), rebuilds and trains it (``retrain.py``), measures it next to the teacher, and writes
 the export folder atomically (``atomic.py``): HF weights (safetensors), config with the label map,
 tokenizer, ``autodistill_student.json``, ``pareto.png`` with the pick marked, ``export.json``,
-the card (``README.md``) and, when asked, ``onnx/model.onnx`` and ``onnx/model.int8.onnx``.
+the card (``README.md``) and, when asked, ``onnx/model.onnx`` and ``onnx/model.int8.onnx``, with the
+``.autodistill-export`` marker: only a folder with it (an earlier export) is ever replaced (``target.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from autodistill.export.atomic import atomic_folder
 from autodistill.export.card import model_card
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
+from autodistill.export.target import export_target, out_flag
 
 FORMAT_BATCHES = (1, 32)
 
@@ -78,6 +80,8 @@ def run_export(
         )
     if register and not cfg.tracking.enabled:
         raise ConfigError("The '--register' option needs MLflow tracking; 'tracking.enabled' is false in the config.")
+    flag = out_flag(out, cfg.export.out)
+    target = export_target(out, cfg.output_dir, flag)  # refused here, before the teacher load and training
     s = setup(cfg, storage, study_name)
     study = open_existing(s.storage, s.study_name)
     objectives = list((study.user_attrs.get("identity") or {}).get("objectives") or cfg.search.objectives)
@@ -93,13 +97,12 @@ def run_export(
         raise PickError(f"{err}\n(The rule is the config's 'export' section; rule flags replace it.)") from None
     proxy = {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples}
     chosen, final, compared = _final_of(prep, picked, proxy, retrain, seed, cfg.seed)
-    target = Path(out) if out is not None else Path(cfg.output_dir) / "export"
     result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
     if from_config:
         result["pick"]["rule"] = cfg.export.describe()
     result["pick"]["validation_examples"] = len(prep.encoded["validation"].labels)
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, flag) as tmp:
         _write_hf(final, prep, tmp)
         from autodistill.search.front import plot_front
 
