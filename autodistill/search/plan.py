@@ -1,0 +1,113 @@
+"""``autodistill plan``: what a search would do, without searching."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodistill.config.run import RunConfig
+from autodistill.search.space import SpaceFile
+from autodistill.specs import Step
+
+
+def cached_needs(term: Step) -> set[str]:
+    """The teacher-output arrays beyond logits that a loss term reads (hidden, attentions, qkv)."""
+    from autodistill.losses import LOSSES
+
+    if term.name == "attention_relation":  # decided by its options, not its class
+        return {"qkv"} if term.options.get("source", "qkv") == "qkv" else {"hidden", "attentions"}
+    return set(LOSSES.get(term.name).needs) & {"hidden", "attentions", "qkv"}
+
+
+def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:
+    """Space size, cache size now and at most after the search, the students' parameter range,
+    budget feasibility, and the cost of a trial from a timed probe of ``probe_steps`` steps of the
+    largest admissible sampled student (0: no probe)."""
+    from autodistill.search.run import prepared_gate, setup
+
+    s = setup(cfg)
+    task, prep, gate = prepared_gate(s, progress)
+    sizes, refused, errors, needs, largest = [], 0, 0, set(), None
+    for sample, n in gate.scan(n_points):
+        if n is None:
+            errors += 1
+            continue
+        sizes.append(n)
+        refused += gate.violation(n) > 0
+        needs |= {x for t in sample.loss.terms for x in cached_needs(t)}
+        if gate.violation(n) <= 0 and (largest is None or n > largest[0]):
+            largest = (n, sample)
+    sizes_arr = np.array(sizes) if sizes else np.array([0])
+    out = {
+        "space": s.space.name,
+        "space_size": s.space.size(),
+        "storage": s.storage,
+        "study_name": s.study_name,
+        "proxy_steps": s.space.spec.proxy_steps,
+        "proxy_examples": s.space.spec.proxy_examples,
+        "n_trials": cfg.search.n_trials,
+        "teacher_parameters": gate.teacher_parameters,
+        **_cache_sizes(prep, needs),
+        "sampled_points": n_points,
+        "predicted_parameters_min": int(sizes_arr.min()),
+        "predicted_parameters_max": int(sizes_arr.max()),
+        "predicted_refused_fraction": refused / max(1, len(sizes)),
+        "invalid_points": errors,
+        "budget_feasible": bool(sizes) and refused < len(sizes),
+    }
+    if probe_steps > 0 and largest is not None:
+        out.update(trial_cost(cfg, s.space.spec, task, prep, largest[1], probe_steps))
+        out["estimated_search_seconds_max"] = round(out["trial_seconds_max"] * cfg.search.n_trials)
+    return out
+
+
+def _cache_sizes(prep: Any, needs: set[str]) -> dict[str, Any]:
+    """The teacher-output cache's size now, and how much the losses the space maps could add."""
+    tconf = prep.teacher_model().config
+    layers = list(range(1, tconf.num_hidden_layers + 1))
+    growth = prep.cache.estimate_bytes(
+        tconf,
+        prep.encoded,
+        layers if {"hidden", "qkv"} & needs else [],
+        layers if "attentions" in needs else [],
+        layers if "qkv" in needs else [],
+    )
+    cache_mb = sum(Path(p).stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
+    return {
+        "cache_mb": round(cache_mb, 2),
+        "cache_growth_mb_max": round(growth / 1e6, 1),
+        "cache_folder": str(prep.cache.folder),
+    }
+
+
+def trial_cost(cfg: RunConfig, space: SpaceFile, task: Any, prep: Any, sample: Any, probe_steps: int) -> dict[str, Any]:
+    """Seconds one trial of this student takes: a timed probe of a few proxy steps (logit terms
+    only, so the probe never fills the teacher-output cache), scaled to the proxy length, plus the
+    build and validation time the probe also paid. Weights are thrown away."""
+    terms = tuple(t for t in sample.loss.terms if not cached_needs(t)) or (Step("kl"),)
+    indices = task.proxy_indices(prep, space.proxy_examples, cfg.seed)
+    spec = replace(task.train_spec(cfg, len(indices)), steps=probe_steps, eval_every=None)
+    spec = replace(spec, **{k: v for k, v in sample.train.items() if k != "lr"})
+    start = time.perf_counter()
+    run = task.distill(
+        prep,
+        sample.student,
+        replace(sample.loss, terms=terms),
+        spec=spec,
+        indices=indices,
+        evaluate=None,
+        keep_best=False,
+        augment=cfg.distill.augment.in_search,
+        calibration_examples=cfg.search.calibration_examples,
+    )
+    total = time.perf_counter() - start
+    per_step = run.train.seconds / probe_steps
+    return {
+        "probe_steps": probe_steps,
+        "step_seconds": round(per_step, 4),
+        "trial_seconds_max": round(total - run.train.seconds + per_step * space.proxy_steps, 1),
+    }

@@ -1,0 +1,204 @@
+"""The search loop: ask a trial, run the objective, tell the outcome, keep the front current.
+
+``SearchSetup`` resolves what a config's search works on (space, storage, study name);
+``Search(cfg).run(n_trials)`` runs or continues the study until it holds that many trained trials.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from autodistill.config.run import RunConfig
+from autodistill.errors import AutodistillError, BudgetError
+from autodistill.search.budget import measured_violation
+from autodistill.search.early_stop import MedianInBucket
+from autodistill.search.front import pareto_front, write_front
+from autodistill.search.gate import BudgetGate, Refusal
+from autodistill.search.objective import Outcome, ProxyObjective
+from autodistill.search.space import SearchSpace, check_components, load_space
+from autodistill.search.study import (
+    WORKER_ATTR,
+    Heartbeat,
+    default_storage,
+    fail_stale_trials,
+    open_study,
+    running_elsewhere,
+    study_identity,
+    trained_trials,
+    worker_id,
+)
+
+_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+_RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    cfg: RunConfig
+    space: SearchSpace
+    storage: str
+    study_name: str
+
+
+def setup(cfg: RunConfig, storage: str | None = None, study_name: str | None = None) -> SearchSetup:
+    from autodistill.components import validate_components
+
+    validate_components(cfg)
+    space = load_space(cfg.search.space)
+    check_components(space)
+    storage = storage or cfg.search.storage or default_storage(cfg.output_dir)
+    name = study_name or cfg.search.study_name or Path(cfg.output_dir).name
+    return SearchSetup(cfg, space, storage, name)
+
+
+def prepared_gate(s: SearchSetup, progress: bool) -> tuple[Any, Any, BudgetGate]:
+    """The task, its prepared data and teacher, and the budget gate over the space."""
+    from autodistill.evaluate import parameter_counts
+    from autodistill.tasks import get_task
+
+    task = get_task(s.cfg)
+    prep = task.prepare(s.cfg, progress=progress)
+    teacher_parameters = parameter_counts(prep.teacher_model())["total"]
+    return task, prep, BudgetGate(s.cfg, s.space, task, prep, teacher_parameters)
+
+
+class Search:
+    """One search run: ``Search(cfg).run(n_trials)``; running it again continues the study."""
+
+    def __init__(
+        self, cfg: RunConfig, storage: str | None = None, study_name: str | None = None, progress: bool = True
+    ) -> None:
+        from autodistill.tracking import open_tracker
+
+        self.s = setup(cfg, storage, study_name)
+        self.cfg = cfg
+        self.progress = progress
+        self.objectives = list(cfg.search.objectives)
+        self.task, self.prep, self.gate = prepared_gate(self.s, progress)
+        self.gate.check_feasible()
+        identity = study_identity(
+            cfg, self.s.space.fingerprint_dict(), self.prep.teacher.fingerprint, self.prep.data.fingerprint
+        )
+        self.study = open_study(cfg, self.s.storage, self.s.study_name, identity)
+        self.stop_rule = MedianInBucket.from_config(cfg.search.pruning)
+        self.objective = ProxyObjective(cfg, self.s.space, self.task, self.prep, self.gate, self.stop_rule, self._peers)
+        self.tracker = open_tracker(cfg, self.s.study_name)
+
+    def run(self, n_trials: int | None = None, timeout: float | None = None) -> dict[str, Any]:
+        cfg, study = self.cfg, self.study
+        n_trials, timeout = n_trials or cfg.search.n_trials, timeout or cfg.search.timeout
+        start = time.perf_counter()
+        self._resume()
+        bar = tqdm(total=n_trials, initial=min(len(trained_trials(study)), n_trials), desc="search",
+                   disable=not self.progress, dynamic_ncols=True)  # fmt: skip
+        refusals = 0
+        try:
+            # other workers' trials in flight count too, so that workers sharing a study stop at n_trials
+            while len(trained_trials(study)) + len(running_elsewhere(study)) < n_trials:
+                if timeout is not None and time.perf_counter() - start > timeout:
+                    break
+                if self._one_trial() == "refused":
+                    refusals += 1
+                    self._check_refusals(refusals)
+                    continue
+                refusals = 0
+                bar.update(1)
+                bar.set_postfix(front=len(self._update_front()), refresh=True)
+        finally:
+            bar.close()
+        front = self._update_front()
+        self.tracker.end_study("FINISHED")
+        return {
+            "study": self.s.study_name,
+            "storage": self.s.storage,
+            "trained": len(trained_trials(study)),
+            "front": front,
+            "seconds": round(time.perf_counter() - start, 1),
+            "objectives": self.objectives,
+        }
+
+    def _one_trial(self) -> str:
+        """Ask, admit, train, tell: one trial, like Optuna's own ``_run_trial``."""
+        trial = self.study.ask()
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        with Heartbeat(trial, interval=min(30.0, self.cfg.search.stale_after / 4)):
+            admitted = self.objective.admit(trial)
+            if isinstance(admitted, Refusal):
+                trial.set_user_attr("refused", admitted.reason)
+                trial.set_constraint("budget", admitted.violation)
+                self.study.tell(trial, self.objective.worst(admitted.parameters))
+                return "refused"
+            sample, n_params = admitted
+            trial.set_user_attr("trained", True)
+            run_id = self.tracker.start_trial(trial.number, {**trial.params, "predicted_parameters": n_params})
+            trial.set_user_attr("mlflow_run_id", run_id)
+            outcome = self.objective.train(trial, sample, n_params)
+            self._tell(trial, outcome, run_id)
+        if outcome.error is not None and _fatal(outcome.error):
+            raise outcome.error
+        return outcome.state
+
+    def _tell(self, trial: Any, outcome: Outcome, run_id: str | None) -> None:
+        if outcome.state == "complete":
+            m = outcome.metrics
+            trial.set_user_attr("metrics", m)
+            trial.set_user_attr("resolved", outcome.resolved)
+            violation = measured_violation(
+                self.cfg.budget, m.get("latency_ms_b1"), m.get("peak_memory_mb"), m.get("teacher_latency_ms_b1")
+            )
+            trial.set_constraint("budget", violation)
+            self.study.tell(trial, [m[o] for o in self.objectives])
+            self.tracker.log_history(run_id, outcome.history["loss"], outcome.history["weights"])
+        else:
+            trial.set_user_attr("pruned" if outcome.state == "pruned" else "error", outcome.reason)
+            self.study.tell(trial, state=_STATES[outcome.state])
+        self.tracker.finish_trial(run_id, outcome.metrics, outcome.resolved, _RUN_STATUS[outcome.state])
+
+    def _resume(self) -> None:
+        """Fail the trials a killed run left RUNNING (and their MLflow runs); record the study."""
+        stale = fail_stale_trials(self.study, self.cfg.search.stale_after)
+        self.tracker.fail_stale({t.number for t in running_elsewhere(self.study)})
+        sp = self.s.space
+        study = {"space": sp.name, "objectives": self.objectives, "sampler": self.cfg.search.sampler}
+        self.tracker.log_study({**study, "proxy_steps": sp.spec.proxy_steps, "teacher": str(self.prep.teacher.path)})
+        if stale and self.progress:
+            print(f"resumed: {len(stale)} stale trial(s) of a killed run marked FAILED: {stale}")
+
+    def _check_refusals(self, refusals: int) -> None:
+        if refusals > self.cfg.search.max_refusals_per_trial:
+            raise BudgetError(
+                f"The search refused {refusals} students in a row for breaking the budget; the space "
+                f"{self.s.space.name!r} rarely meets it. Loosen 'budget' or choose a smaller space."
+            )
+
+    def _peers(self, bucket: int, step: int) -> list[float]:
+        """Validation at ``step`` of the finished trained trials in the same size bucket."""
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return [
+            t.user_attrs["checkpoints"][str(step)]
+            for t in done
+            if t.user_attrs.get("trained")
+            and t.user_attrs.get("bucket") == bucket
+            and str(step) in t.user_attrs.get("checkpoints", {})
+        ]
+
+    def _update_front(self) -> list[dict[str, Any]]:
+        files = write_front(self.study, self.objectives, Path(self.cfg.output_dir))
+        front = pareto_front(self.study, self.objectives)
+        on_front = {r["mlflow_run_id"] for r in front if r["mlflow_run_id"]}
+        all_ids = [t.user_attrs.get("mlflow_run_id") for t in trained_trials(self.study)]
+        all_ids = [i for i in all_ids if i]
+        self.tracker.mark_front(on_front, all_ids)
+        self.tracker.log_front_files(files)
+        return front
+
+
+def _fatal(err: BaseException) -> bool:
+    """An interrupt, running out of memory, or a bug (not one of ours) ends the search."""
+    return isinstance(err, (KeyboardInterrupt, MemoryError)) or not isinstance(err, AutodistillError)

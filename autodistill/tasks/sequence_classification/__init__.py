@@ -1,0 +1,92 @@
+"""``task: sequence-classification``: an encoder (or any ``AutoModelForSequenceClassification``)
+teacher, labelled texts, students scored by accuracy / macro-F1, exported as HF, ONNX and int8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodistill.config.run import RunConfig
+from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+from autodistill.tasks.base import TASKS, Task
+
+
+@TASKS.register("sequence-classification")
+class SequenceClassification(Task):
+    name = "sequence-classification"
+    formats = ("hf", "onnx", "int8")
+    metrics = ("quality", "accuracy", "macro_f1", "teacher_agreement")
+
+    def prepare(self, cfg: RunConfig, progress: bool = True) -> Any:
+        from autodistill.pipeline import prepare
+
+        return prepare(cfg, progress=progress)
+
+    def teacher(self, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+        from autodistill.data import load_task_data
+        from autodistill.teacher import prepare_teacher
+
+        teacher = prepare_teacher(cfg, load_task_data(cfg.data), progress=progress)
+        return {
+            "path": str(teacher.path),
+            "fingerprint": teacher.fingerprint,
+            "finetuned": teacher.finetuned,
+            **teacher.info,
+        }
+
+    def predicted_parameters(self, prep: Any, student: StudentSpec) -> int:
+        from autodistill.student.arch import shape_from_config
+        from autodistill.student.build import predict_parameters
+
+        return predict_parameters(shape_from_config(prep.teacher_model().config), student, prep.token_context())
+
+    def untrained_model(self, prep: Any, student: StudentSpec) -> Any | None:
+        from autodistill.student.arch import build_model, shape_from_config
+        from autodistill.student.build import plan_student
+
+        config = prep.teacher_model().config
+        shape, exactness = plan_student(shape_from_config(config), student, prep.token_context())
+        return None if exactness == "bound" else build_model(shape, config)
+
+    def train_spec(self, cfg: RunConfig, n_examples: int) -> TrainSpec:
+        from autodistill.pipeline import train_spec
+
+        return train_spec(cfg, n_examples)
+
+    def proxy_indices(self, prep: Any, n: int, seed: int) -> np.ndarray:
+        from autodistill.data import stratified_subset
+
+        labels = prep.encoded["train"].labels
+        return stratified_subset(labels, min(n, len(labels)), seed)
+
+    def distill(self, prep: Any, student: StudentSpec | None, loss: LossSpec, **options: Any) -> Any:
+        from autodistill.pipeline import distill_student
+
+        return distill_student(prep, student, loss, **options)
+
+    def trial_metrics(self, run: Any) -> dict[str, float]:
+        return {k: run.validation[k] for k in self.metrics}
+
+    def shipped_quality(self, prep: Any, build: Any, split: str = "test") -> dict[str, float]:
+        from autodistill.pipeline import shipped_quality
+
+        return shipped_quality(prep, build, split)
+
+    def latency_seq_len(self, cfg: RunConfig, prep: Any) -> int:
+        from autodistill.commands import latency_seq_len
+
+        return latency_seq_len(cfg, prep.encoded["test"].lengths)
+
+    def save_student(self, build: Any, prep: Any, folder: Path) -> None:
+        model = build.export_model().to("cpu").eval()
+        names = list(prep.data.label_names)  # training targets are in the data's label order
+        model.config.id2label = dict(enumerate(names))
+        model.config.label2id = {n: i for i, n in enumerate(names)}
+        build.save(folder, prep.teacher.tokenizer)
+
+    def evaluate_folder(self, cfg: RunConfig, model_dir: str, split: str, progress: bool = True) -> dict[str, Any]:
+        from autodistill.commands import run_evaluate
+
+        return run_evaluate(cfg, model_dir, split=split, progress=progress)
