@@ -31,6 +31,13 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return what it held. For tests that register a toy component and
+        must leave the registry as they found it; a miss lists the valid names, as ``get`` does."""
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

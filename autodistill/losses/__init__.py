@@ -2,9 +2,18 @@
 loss sums them with a weighting scheme from :mod:`autodistill.weighting`."""
 
 from autodistill.losses import attention, contrastive, hidden, logits  # noqa: F401  (registers)
-from autodistill.losses.base import LOSSES, DistillBatch, Loss, LossDims
+from autodistill.losses.base import LOSSES, DistillBatch, Loss, LossDims, cached_needs
 from autodistill.losses.capture import capture_qkv
 from autodistill.losses.composite import CompositeLoss
 from autodistill.losses.layer_map import resolve_layer_map
 
-__all__ = ["LOSSES", "CompositeLoss", "DistillBatch", "Loss", "LossDims", "capture_qkv", "resolve_layer_map"]
+__all__ = [
+    "LOSSES",
+    "CompositeLoss",
+    "DistillBatch",
+    "Loss",
+    "LossDims",
+    "cached_needs",
+    "capture_qkv",
+    "resolve_layer_map",
+]

@@ -5,11 +5,11 @@ with attention layer i - 1; the embedding index 0 has no attention and is skippe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from autodistill.config.schema import require
+from autodistill.config.schema import parse, require
 from autodistill.errors import ConfigError
 from autodistill.losses.base import DistillBatch, LayerMap, Loss, LossDims, register, require_input, token_mask
 
@@ -133,6 +133,18 @@ class RelationOptions:
         )
 
 
+def _relations(opts: RelationOptions) -> tuple[str, ...]:
+    return tuple(opts.relations) or (("qq", "kk", "vv") if opts.source == "qkv" else ("hh", "attn"))
+
+
+def _relation_needs(opts: RelationOptions) -> frozenset[str]:
+    """``source: qkv`` reads the Q/K/V projections; ``source: hidden`` the layer outputs, and the
+    attention probabilities as well when the head-mean attention relation is on."""
+    if opts.source == "qkv":
+        return frozenset({"qkv"})
+    return frozenset({"hidden"} | ({"attentions"} if "attn" in _relations(opts) else set()))
+
+
 @register
 class AttentionRelation(Loss):
     """MiniLMv2 multi-head self-attention relation transfer (Wang et al. 2021, "MiniLMv2:
@@ -155,7 +167,7 @@ class AttentionRelation(Loss):
     def __init__(self, dims: LossDims, layer_map: LayerMap | None = None, **kwargs) -> None:
         super().__init__(dims, layer_map, **kwargs)
         opts = self.options
-        self.relations = tuple(opts.relations) or (("qq", "kk", "vv") if opts.source == "qkv" else ("hh", "attn"))
+        self.relations = _relations(opts)
         pairs = _layer_pairs(self)
         self._pairs = pairs[-1:] if opts.layers == "last" else pairs
         self.heads = opts.relation_heads or dims.teacher_heads
@@ -164,13 +176,14 @@ class AttentionRelation(Loss):
                 f"The '{self.key}.relation_heads' parameter is required when the teacher head "
                 f"count is unknown. Got {opts.relation_heads!r} instead."
             )
-        if opts.source == "qkv":
-            self.needs = frozenset({"qkv"})
-        else:
-            self.needs = frozenset({"hidden"} | ({"attentions"} if "attn" in self.relations else set()))
-            if "hh" in self.relations:
-                for width in (dims.student_hidden, dims.teacher_hidden):
-                    self._check_width(width, "hidden")
+        self.needs = _relation_needs(opts)
+        if opts.source == "hidden" and "hh" in self.relations:
+            for width in (dims.student_hidden, dims.teacher_hidden):
+                self._check_width(width, "hidden")
+
+    @classmethod
+    def cached_needs(cls, options: dict[str, Any]) -> set[str]:
+        return set(_relation_needs(parse(cls.Options, dict(options), path=f"distill.loss.terms[{cls.name}]")))
 
     def _check_width(self, width: int, what: str) -> None:
         if width % self.heads:

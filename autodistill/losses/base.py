@@ -17,8 +17,11 @@ from torch import nn
 
 from autodistill.config.schema import parse
 from autodistill.registry import Registry
+from autodistill.specs import Step
 
 LayerMap = list[tuple[int, int]]  # (student hidden index, teacher hidden index), HF layout
+# what the teacher cache stores beyond logits; a loss that reads any of them needs it filled first
+CACHED = frozenset({"hidden", "attentions", "qkv"})
 
 
 @dataclass
@@ -88,6 +91,13 @@ class Loss(nn.Module):
         self.layer_map: LayerMap = [(int(s), int(t)) for s, t in (layer_map or [])]
         self.options = parse(self.Options, options, path=self.key)
 
+    @classmethod
+    def cached_needs(cls, options: dict[str, Any]) -> set[str]:
+        """The teacher outputs beyond logits (hidden, attentions, qkv) this loss reads with these
+        options, known before it is built: the search sizes and fills the teacher cache from it.
+        Default: the class's ``needs``. A loss whose options change what it reads overrides this."""
+        return set(cls.needs) & CACHED
+
     def forward(self, batch: DistillBatch) -> torch.Tensor | list[torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
@@ -110,7 +120,13 @@ LOSSES: Registry[type[Loss]] = Registry("loss")
 
 
 def register(cls: type[Loss]) -> type[Loss]:
+    """Class decorator: ``@register`` on a Loss subclass with a ``name``."""
     return LOSSES.register(cls.name)(cls)
+
+
+def cached_needs(term: Step) -> set[str]:
+    """The teacher outputs beyond logits that one loss term (``distill.loss.terms[i]``) reads."""
+    return LOSSES.get(term.name).cached_needs(dict(term.options))
 
 
 def token_mask(batch: DistillBatch) -> torch.Tensor:
