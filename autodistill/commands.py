@@ -13,7 +13,6 @@ import numpy as np
 
 from autodistill.config import dump_config, to_dict
 from autodistill.config.run import RunConfig
-from autodistill.errors import AutodistillError
 from autodistill.specs import LossSpec, StudentSpec
 
 
@@ -176,19 +175,13 @@ def _json_default(obj: Any) -> Any:
 
 def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: bool = True) -> dict[str, Any]:
     """Evaluate any saved student or teacher folder on the config's split (default: test)."""
-    import autodistill.student  # noqa: F401  (registers autodistill's architectures)
     from autodistill.data import encode, load_task_data
     from autodistill.evaluate import task_metrics
-    from autodistill.teacher.load import label_order
+    from autodistill.teacher.load import label_order, load_saved_model
     from autodistill.train.inference import predict_logits
 
     path = Path(model_dir)
-    if not (path / "config.json").is_file():
-        raise AutodistillError(f"The --model folder {model_dir!r} has no config.json; it is not a saved model folder.")
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True).eval()
-    tok = AutoTokenizer.from_pretrained(str(path))
+    model, tok = load_saved_model(path, cfg.teacher.trust_remote_code)
     data = load_task_data(cfg.data)
     order = label_order(model.config, data.label_names)
     enc = encode(data.split(split), tok, cfg.data.max_length)

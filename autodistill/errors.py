@@ -29,3 +29,11 @@ class BudgetError(AutodistillError, ValueError):
 
 class PickError(AutodistillError, ValueError):
     """The pick rule is malformed, or no trial satisfies it (the message then lists the closest)."""
+
+
+class TeacherCacheError(TeacherError):
+    """A teacher-output cache file is damaged (its files are removed, so the next run rebuilds them)."""
+
+
+class ModelFolderError(AutodistillError, ValueError):
+    """A saved model folder cannot be loaded safely: damaged or pickled weights, code it would run."""

@@ -5,7 +5,8 @@ Layout under ``<home>/cache/<key>/`` (key = teacher + data + tokenizer + max len
 rows of example i at ``offsets[i]:offsets[i+1]``); ``<split>.attn<j>.npy`` fp16, the flattened
 [heads, L_i, L_i] maps one after another; ``<split>.offsets.npy``. Each file is written to a
 temporary name and renamed, so readers in other processes never see a half-written array, and
-read memory-mapped.
+read memory-mapped. A split whose files are damaged (cut short, garbled, sizes that disagree,
+non-finite values) is removed with a warning and computed again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from autodistill.data import Encoded, batch_indices, collate
-from autodistill.errors import AutodistillError
+from autodistill.errors import AutodistillError, TeacherCacheError, TeacherError
+from autodistill.teacher.cache_check import split_files, split_problem
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -48,36 +51,57 @@ class SplitOutputs:
     qkv: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     attn_offsets: np.ndarray | None = None
     heads: int = 0
+    files: dict[str, Path] = field(default_factory=dict)  # array name -> its file, for error messages
 
 
 class TeacherOutputs:
-    """Memory-mapped teacher outputs of every split, gathered into padded batch tensors."""
+    """Memory-mapped teacher outputs of every split, gathered into padded batch tensors.
 
-    def __init__(self, splits: dict[str, SplitOutputs]) -> None:
+    Gathered rows are checked for NaN and infinity (the per-token files are too large to scan
+    whole on every run): a damaged file is removed with its split, and the error names it."""
+
+    def __init__(self, splits: dict[str, SplitOutputs], cache: TeacherCache | None = None) -> None:
         self.splits = splits
+        self.cache = cache
 
     def logits(self, split: str) -> np.ndarray:
         return np.asarray(self.splits[split].logits, dtype=np.float32)
 
     def batch(self, split: str, indices: np.ndarray, seq_len: int, device: Any = "cpu") -> dict[str, Any]:
         s = self.splits[split]
-        out: dict[str, Any] = {
-            "teacher_logits": torch.from_numpy(np.asarray(s.logits[indices], dtype=np.float32)).to(device)
-        }
+        logits = torch.from_numpy(np.asarray(s.logits[indices], dtype=np.float32))
+        out: dict[str, Any] = {"teacher_logits": self._finite(split, "logits", logits).to(device)}
         if s.hidden:
             out["teacher_hidden"] = {
-                j: self._gather_hidden(s, arr, indices, seq_len).to(device) for j, arr in s.hidden.items()
+                j: self._finite(split, f"hidden{j}", self._gather_hidden(s, arr, indices, seq_len)).to(device)
+                for j, arr in s.hidden.items()
             }
         if s.qkv:
             out["teacher_qkv"] = {
-                j: tuple(self._gather_hidden(s, a, indices, seq_len).to(device) for a in arrs)
+                j: tuple(
+                    self._finite(split, f"{x}{j}", self._gather_hidden(s, a, indices, seq_len)).to(device)
+                    for x, a in zip("qkv", arrs)
+                )
                 for j, arrs in s.qkv.items()
             }
         if s.attention:
             out["teacher_attentions"] = {
-                j: self._gather_attn(s, arr, indices, seq_len).to(device) for j, arr in s.attention.items()
+                j: self._finite(split, f"attn{j}", self._gather_attn(s, arr, indices, seq_len)).to(device)
+                for j, arr in s.attention.items()
             }
         return out
+
+    def _finite(self, split: str, what: str, values: torch.Tensor) -> torch.Tensor:
+        if bool(torch.isfinite(values).all()):
+            return values
+        path = self.splits[split].files.get(what, f"{split}.{what}.npy")
+        if self.cache is not None:
+            self.cache.discard(split)
+        raise TeacherCacheError(
+            f"The teacher-output cache file {str(path)!r} holds NaN or infinite values, so it is damaged "
+            "(the learning rate plays no part). Its split's cache files were removed; run again and they "
+            "are computed anew from the teacher."
+        )
 
     @staticmethod
     def _gather_hidden(s: SplitOutputs, arr: np.ndarray, indices: np.ndarray, seq_len: int) -> torch.Tensor:
@@ -107,7 +131,34 @@ class TeacherCache:
     def _path(self, split: str, what: str) -> Path:
         return self.folder / f"{split}.{what}.npy"
 
-    def _missing(self, split: str, hidden: list[int], attention: list[int], qkv: list[int] = ()) -> list[str]:
+    def discard(self, split: str) -> None:
+        """Remove every cache file of ``split`` (they all hang on its offsets), to be computed again."""
+        for path in split_files(self.folder, split).values():
+            path.unlink(missing_ok=True)
+
+    def check(self, split: str, enc: Encoded | None = None) -> bool:
+        """Whether ``split``'s files are whole; damaged ones are removed with a warning (False)."""
+        problem = split_problem(self.folder, split, enc)
+        if problem is None:
+            return True
+        path, why = problem
+        warnings.warn(
+            f"The teacher-output cache file {str(path)!r} is damaged: {why}. Its split's cache files are "
+            "removed and computed again from the teacher.",
+            stacklevel=3,
+        )
+        self.discard(split)
+        return False
+
+    def _missing(
+        self,
+        split: str,
+        hidden: list[int],
+        attention: list[int],
+        qkv: list[int] = (),
+        enc: Encoded | None = None,
+    ) -> list[str]:
+        self.check(split, enc)
         wanted = ["logits", "offsets"] + [f"hidden{j}" for j in hidden] + [f"attn{j}" for j in attention]
         wanted += [f"{x}{j}" for j in qkv for x in "qkv"]
         if attention:
@@ -128,7 +179,7 @@ class TeacherCache:
         width = getattr(model_config, "hidden_size", 0)
         for split, enc in encoded.items():
             lengths = enc.lengths.astype(np.int64)
-            missing = self._missing(split, hidden, attention, qkv)
+            missing = self._missing(split, hidden, attention, qkv, enc)
             if "logits" in missing:
                 total += len(lengths) * getattr(model_config, "num_labels", 2) * 2
             total += sum(int(lengths.sum()) * width * 2 for m in missing if m.startswith(("hidden", "q", "k", "v")))
@@ -172,7 +223,7 @@ class TeacherCache:
         if meta is not None and not (self.folder / "meta.json").exists():
             (self.folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         for split, enc in encoded.items():
-            missing = self._missing(split, hidden, attention, qkv)
+            missing = self._missing(split, hidden, attention, qkv, enc)
             if missing:
                 self._compute(
                     model,
@@ -193,9 +244,16 @@ class TeacherCache:
     def open(self, splits: list[str], hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
         out = {}
         for split in splits:
+            missing = self._missing(split, hidden, attention, qkv)
+            if missing:
+                raise TeacherCacheError(
+                    f"The teacher-output cache in {str(self.folder)!r} lacks {split}.{missing[0]}.npy. "
+                    "Run again: the missing teacher outputs are computed then."
+                )
             load = lambda what, s=split: np.load(self._path(s, what), mmap_mode="r")  # noqa: E731
             offsets = np.asarray(load("offsets"))
             s = SplitOutputs(logits=load("logits"), offsets=offsets, lengths=np.diff(offsets))
+            s.files = split_files(self.folder, split)
             s.hidden = {j: load(f"hidden{j}") for j in hidden}
             s.qkv = {j: (load(f"q{j}"), load(f"k{j}"), load(f"v{j}")) for j in qkv}
             if attention:
@@ -204,7 +262,7 @@ class TeacherCache:
                 first = s.attention[attention[0]]
                 s.heads = int(round(len(first) / max(1, int((s.lengths.astype(np.int64) ** 2).sum()))))
             out[split] = s
-        return TeacherOutputs(out)
+        return TeacherOutputs(out, cache=self)
 
     @torch.no_grad()
     def _compute(
@@ -249,6 +307,9 @@ class TeacherCache:
                         arr[offsets[i] : offsets[i + 1]] = t[row, :L].float().cpu().numpy()
         if label_order is not None:
             logits = logits[:, label_order]
+        _refuse_non_finite(split, {"logits": logits, **{f"hidden{j}": a for j, a in hid.items()}})
+        _refuse_non_finite(split, {f"attn{j}": a for j, a in att.items()})
+        _refuse_non_finite(split, {f"{x}{j}": a for j, arrs in qkv_arr.items() for x, a in zip("qkv", arrs)})
         _save_atomic(self._path(split, "offsets"), offsets)
         if want_attn:
             _save_atomic(self._path(split, "attn_offsets"), attn_offsets)
@@ -262,3 +323,14 @@ class TeacherCache:
         # logits last: their presence marks the split as started by a complete writer
         if "logits" in missing:
             _save_atomic(self._path(split, "logits"), logits)
+
+
+def _refuse_non_finite(split: str, arrays: dict[str, np.ndarray]) -> None:
+    """The cache never stores what training would read as NaN: such outputs come from the teacher."""
+    for what, arr in arrays.items():
+        if not np.isfinite(arr).all():
+            raise TeacherError(
+                f"The teacher's {what} outputs on the {split} split hold NaN or infinite values (the cache "
+                "stores float16, whose range ends at 65504), so they are not cached. Check the teacher's "
+                "weights, or map other teacher layers in 'distill.loss.layer_map'."
+            )

@@ -19,7 +19,9 @@ from autodistill.config.run import RunConfig
 from autodistill.data import Encoded, TaskData, encode, tokenizer_fingerprint
 from autodistill.errors import TeacherError
 from autodistill.fingerprint import hash_folder, hash_json, home
+from autodistill.teacher.folder import check_weights, read_json
 from autodistill.teacher.load import (
+    SOURCE_FIX,
     is_classifier,
     label_order,
     load_classifier,
@@ -45,12 +47,28 @@ class Teacher:
 
     def model(self, cfg: RunConfig) -> Any:
         if self._model is None:
-            self._model = load_classifier(self.path, cfg.teacher).eval()
+            fix = home_fix(self.path) if self.finetuned else SOURCE_FIX
+            self._model = load_classifier(self.path, cfg.teacher, fix=fix).eval()
         return self._model
 
 
 def teacher_home() -> Path:
     return home() / "teachers"
+
+
+def home_fix(folder: Path) -> str:
+    return f"Delete the folder {str(folder)!r}; the next run fine-tunes the teacher again."
+
+
+def _read_home_teacher(folder: Path) -> dict[str, Any]:
+    """The record of a teacher fine-tuned earlier, after checking that its files are whole.
+
+    Checked here rather than when the weights load: a damaged teacher found late would fail a run
+    after its data and cache work, and would fail every later run the same way."""
+    fix = home_fix(folder)
+    info = read_json(folder / "teacher.json", TeacherError, fix)
+    check_weights(folder, True, TeacherError, fix)
+    return info
 
 
 def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer: Any) -> str:
@@ -87,7 +105,7 @@ def prepare_teacher(
     fp = finetune_fingerprint(source, cfg, data, tokenizer)
     folder = teacher_home() / fp[:24]
     if (folder / "teacher.json").is_file():
-        info = json.loads((folder / "teacher.json").read_text())
+        info = _read_home_teacher(folder)
         return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
     if not allow_finetune:
         raise TeacherError(

