@@ -61,7 +61,7 @@ def evaluate(
 
 def plan(config: str | Path | RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
     """What a search would do (space size, cache size, parameter range, budget feasibility)."""
-    from autodistill.controller import plan as plan_search
+    from autodistill.search.plan import plan as plan_search
 
     return plan_search(load(config, overrides), progress=progress)
 
@@ -78,7 +78,7 @@ def search(
     """Run the search, or continue the same study, until it holds ``n_trials`` trained trials."""
     from autodistill.config.run import SearchConfig
     from autodistill.config.schema import check_as
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     # None takes the config's value; anything given must pass the config's own check of that key
     for key, value in (("n_trials", n_trials), ("timeout", timeout)):
@@ -96,7 +96,7 @@ def pareto(
 ) -> dict[str, Any]:
     """The study's feasible Pareto front (``front``: one record per trial, with its number,
     parameters, objectives, metrics and MLflow run id); writes pareto.json, .csv and .png."""
-    from autodistill.controller import setup
+    from autodistill.search.run import setup
     from autodistill.search.front import pareto_front, write_front
     from autodistill.search.study import open_existing
 

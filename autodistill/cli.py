@@ -90,9 +90,9 @@ def _front_table(front: list[dict], objectives: list[str]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from autodistill.controller import plan
+    from autodistill import api
 
-    out = plan(_load(args), progress=not args.quiet)
+    out = api.plan(_load(args), progress=not args.quiet)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0

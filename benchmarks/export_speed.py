@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--jobs: must be >= 1, got {args.jobs}")
 
     from autodistill.config import load_config
-    from autodistill.controller import Search, setup
+    from autodistill.search.run import Search, setup
     from autodistill.export.pick import PickRule
     from autodistill.export.run import run_export, study_records
     from autodistill.pipeline import prepare

@@ -20,7 +20,7 @@ import numpy as np
 from common import FAST_SEARCH
 
 from autodistill.config import load_config
-from autodistill.controller import Search
+from autodistill.search.run import Search
 from autodistill.pipeline import prepare
 from autodistill.search.pareto import hypervolume_2d
 from autodistill.search.study import open_existing, trained_trials

@@ -17,7 +17,7 @@ import numpy as np
 from common import FAST_SEARCH
 
 from autodistill.config import load_config
-from autodistill.controller import Search
+from autodistill.search.run import Search
 from autodistill.search.pareto import hypervolume_2d
 
 

@@ -42,9 +42,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.40)
     args = ap.parse_args()
     prep = prepared(args.config, [])
-    from autodistill.controller import predicted_parameters
-    from autodistill.search.space import Sample
-    from autodistill.specs import LossSpec, Step, StudentSpec
+    from autodistill.specs import Step, StudentSpec
+    from autodistill.tasks import get_task
 
     teacher_params = sum(p.numel() for p in prep.teacher_model().parameters())
     t_test = prep.teacher_metrics["test"]["quality"]
@@ -56,7 +55,7 @@ def main() -> None:
     results = {}
     for name, transforms in ARMS.items():
         spec = StudentSpec(tuple(Step.from_dict(t) for t in transforms))
-        n = predicted_parameters(prep, Sample(spec, LossSpec((Step("kl"),)), {}, {}))
+        n = get_task(prep.cfg).predicted_parameters(prep, spec)
         if n > args.budget * teacher_params:
             print(f"{name:<22}{n:>12,} over the budget; skipped")
             continue

@@ -35,7 +35,7 @@ def loss_spec(d: dict[str, Any]) -> LossSpec:
 def proxy_plan(
     cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any], labels: np.ndarray
 ) -> tuple[TrainSpec, np.ndarray]:
-    """The proxy run of a trial as ``controller.Search._train`` runs it (spec and subset)."""
+    """The proxy run of a trial as the search runs it (``search.objective``) (spec and subset)."""
     from autodistill.data import stratified_subset
 
     indices = stratified_subset(labels, min(proxy_examples, len(labels)), cfg.seed)

@@ -65,7 +65,7 @@ def run_export(
     progress: bool = True,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    from autodistill.controller import setup
+    from autodistill.search.run import setup
     from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 

@@ -1,6 +1,6 @@
 """The Optuna side of the search: storage, sampler, resume checks and stale trials.
 
-Optuna stays here and in controller.py; everything else sees plain values.
+Optuna stays in search/; everything below it sees plain values.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _config(root: Path) -> Path:
 def searched(tmp_path_factory):
     """One tiny search shared by the tests of this module (its own autodistill home)."""
     from autodistill.config import load_config
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     root = tmp_path_factory.mktemp("e2e")
     old = os.environ.get("AUTODISTILL_HOME")

@@ -186,7 +186,7 @@ def _config(root: Path) -> Path:
 def study(tmp_path_factory):
     """A one-trial search with its own autodistill home, shared by this module's CLI tests."""
     from autodistill.config import load_config
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     root = tmp_path_factory.mktemp("out-target")
     old = os.environ.get("AUTODISTILL_HOME")

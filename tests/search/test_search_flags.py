@@ -25,7 +25,7 @@ def stub_search(tmp_path, monkeypatch):
             calls.append((n_trials, timeout))
             return {"study": "s", "trained": 0, "seconds": 0.0, "front": [], "objectives": ["quality"]}
 
-    monkeypatch.setattr("autodistill.controller.Search", Recorder)
+    monkeypatch.setattr("autodistill.search.run.Search", Recorder)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out")}))
     return path, calls
