@@ -66,6 +66,7 @@ def _user_folder(folder: Path) -> dict[str, str]:
     return _tree(folder)
 
 
+@pytest.mark.subprocess
 def test_sigkill_half_way_leaves_the_earlier_export(tmp_path):
     target = tmp_path / "export"
     before = _earlier(target)
