@@ -137,7 +137,7 @@ def _wait_for(condition, proc: subprocess.Popen, seconds: float = 240) -> bool:
 def test_search_writes_front_matching_optuna_and_mlflow(tiny_search):
     from mlflow.tracking import MlflowClient
 
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     out = Search(load_config(path), progress=False).run()
@@ -175,7 +175,7 @@ def test_search_writes_front_matching_optuna_and_mlflow(tiny_search):
 
 def test_refused_students_are_never_built_and_recorded(tiny_search, monkeypatch):
     import autodistill.student.build as build
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     built: list[int] = []
@@ -202,7 +202,7 @@ def test_refused_students_are_never_built_and_recorded(tiny_search, monkeypatch)
 def test_teacher_relative_budgets(tiny_search):
     """budget.max_parameter_share refuses by the teacher's count; budget.min_speedup judges each
     trained trial by the latency ratio measured beside the teacher."""
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
     from autodistill.pipeline import prepare
 
     path, tmp = tiny_search
@@ -224,7 +224,7 @@ def test_teacher_relative_budgets(tiny_search):
 
 def test_too_slow_shapes_are_refused_before_training(tiny_search, monkeypatch):
     import autodistill.student.build as build
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     built: list[int] = []
@@ -242,7 +242,7 @@ def test_too_slow_shapes_are_refused_before_training(tiny_search, monkeypatch):
 
 
 def test_infeasible_budget_is_reported_before_training(tiny_search):
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     with pytest.raises(BudgetError, match="No student in search space 'tiny' meets the budget"):
@@ -251,7 +251,7 @@ def test_infeasible_budget_is_reported_before_training(tiny_search):
 
 
 def test_resume_checks_objectives(tiny_search):
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     Search(load_config(path, ["search.n_trials=1"]), progress=False).run()
@@ -390,7 +390,7 @@ def test_hopeless_trials_are_pruned(tiny_search):
     ends KILLED. Two recorded peers that scored above any possible accuracy make it certain."""
     from mlflow.tracking import MlflowClient
 
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
 
     path, tmp = tiny_search
     sets = ["search.pruning.enabled=true", "search.pruning.min_trials=2", "search.pruning.bucket_log2_width=100"]
@@ -419,7 +419,7 @@ def test_hopeless_trials_are_pruned(tiny_search):
 
 def test_proxies_score_pruning_on_search_calibration_examples(tiny_search, monkeypatch):
     """Search proxies score FFN pruning on search.calibration_examples, not the final runs' number."""
-    from autodistill.controller import Search
+    from autodistill.search.run import Search
     from autodistill.student import importance
 
     path, tmp = tiny_search
