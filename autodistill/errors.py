@@ -37,3 +37,7 @@ class TeacherCacheError(TeacherError):
 
 class ModelFolderError(AutodistillError, ValueError):
     """A saved model folder cannot be loaded safely: damaged or pickled weights, code it would run."""
+
+
+class SearchError(AutodistillError, RuntimeError):
+    """The search cannot go on (e.g. the same failure in every trial)."""

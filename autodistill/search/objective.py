@@ -11,6 +11,7 @@ from typing import Any
 from autodistill.config.run import RunConfig
 from autodistill.search.budget import predicted_size_mb
 from autodistill.search.early_stop import MedianInBucket
+from autodistill.search.faults import describe, free_memory
 from autodistill.search.gate import BudgetGate, Refusal, latency_b1
 from autodistill.search.space import Sample, SearchSpace
 from autodistill.train.loop import StopTraining
@@ -28,7 +29,8 @@ class Outcome:
     resolved: dict[str, Any] | None = None
     history: dict[str, list] = field(default_factory=lambda: {"loss": [], "weights": []})
     reason: str = ""
-    error: BaseException | None = None
+    trace: str = ""
+    interrupted: bool = False  # a KeyboardInterrupt: recorded, then the search ends
 
 
 class ProxyObjective:
@@ -81,8 +83,13 @@ class ProxyObjective:
             return self._train(trial, sample, n_params)
         except StopTraining as stop:
             return Outcome("pruned", reason=str(stop))
-        except (Exception, KeyboardInterrupt) as err:
-            return Outcome("failed", reason=f"{type(err).__name__}: {err}", error=err)
+        except (Exception, KeyboardInterrupt) as err:  # MemoryError and torch's OutOfMemoryError included
+            reason, trace = describe(err)
+            interrupted = isinstance(err, KeyboardInterrupt)
+        # freed after the except block, which drops the error and its traceback (the trial's frames,
+        # holding its model, optimiser and batches)
+        free_memory()
+        return Outcome("failed", reason=reason, trace=trace, interrupted=interrupted)
 
     def _train(self, trial: Any, sample: Sample, n_params: int) -> Outcome:
         from autodistill.evaluate import peak_memory_mb

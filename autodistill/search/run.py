@@ -15,9 +15,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from autodistill.config.run import RunConfig
-from autodistill.errors import AutodistillError, BudgetError
+from autodistill.errors import BudgetError
 from autodistill.search.budget import measured_violation
 from autodistill.search.early_stop import MedianInBucket
+from autodistill.search.faults import FailureStreak
 from autodistill.search.front import pareto_front, write_front
 from autodistill.search.gate import BudgetGate, Refusal
 from autodistill.search.objective import Outcome, ProxyObjective
@@ -34,7 +35,6 @@ from autodistill.search.study import (
     worker_id,
 )
 
-_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 _RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
 
@@ -89,6 +89,7 @@ class Search:
         self.stop_rule = MedianInBucket.from_config(cfg.search.pruning)
         self.objective = ProxyObjective(cfg, self.s.space, self.task, self.prep, self.gate, self.stop_rule, self._peers)
         self.tracker = open_tracker(cfg, self.s.study_name)
+        self.failures = FailureStreak(limit=3)
 
     def run(self, n_trials: int | None = None, timeout: float | None = None) -> dict[str, Any]:
         cfg, study = self.cfg, self.study
@@ -140,8 +141,9 @@ class Search:
             trial.set_user_attr("mlflow_run_id", run_id)
             outcome = self.objective.train(trial, sample, n_params)
             self._tell(trial, outcome, run_id)
-        if outcome.error is not None and _fatal(outcome.error):
-            raise outcome.error
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        self.failures.add(outcome.state, outcome.reason)
         return outcome.state
 
     def _tell(self, trial: Any, outcome: Outcome, run_id: str | None) -> None:
@@ -155,10 +157,15 @@ class Search:
             trial.set_constraint("budget", violation)
             self.study.tell(trial, [m[o] for o in self.objectives])
             self.tracker.log_history(run_id, outcome.history["loss"], outcome.history["weights"])
+        elif outcome.state == "pruned":
+            trial.set_user_attr("pruned", outcome.reason)
+            self.study.tell(trial, state=TrialState.PRUNED)
         else:
-            trial.set_user_attr("pruned" if outcome.state == "pruned" else "error", outcome.reason)
-            self.study.tell(trial, state=_STATES[outcome.state])
-        self.tracker.finish_trial(run_id, outcome.metrics, outcome.resolved, _RUN_STATUS[outcome.state])
+            trial.set_user_attr("error", outcome.reason)
+            trial.set_user_attr("traceback", outcome.trace)
+            self.study.tell(trial, state=TrialState.FAIL)
+        status = _RUN_STATUS[outcome.state]
+        self.tracker.finish_trial(run_id, outcome.metrics, outcome.resolved, status, outcome.reason or None)
 
     def _resume(self) -> None:
         """Fail the trials a killed run left RUNNING (and their MLflow runs); record the study."""
@@ -197,8 +204,3 @@ class Search:
         self.tracker.mark_front(on_front, all_ids)
         self.tracker.log_front_files(files)
         return front
-
-
-def _fatal(err: BaseException) -> bool:
-    """An interrupt, running out of memory, or a bug (not one of ours) ends the search."""
-    return isinstance(err, (KeyboardInterrupt, MemoryError)) or not isinstance(err, AutodistillError)

@@ -25,7 +25,9 @@ class NullTracker:
     def log_history(self, run_id: str | None, history: list[dict], weights: list[dict]) -> None:
         return None
 
-    def finish_trial(self, run_id: str | None, metrics: dict, resolved: dict | None, status: str) -> None:
+    def finish_trial(
+        self, run_id: str | None, metrics: dict, resolved: dict | None, status: str, reason: str | None = None
+    ) -> None:
         return None
 
     def mark_front(self, run_ids_on_front: set[str], all_run_ids: list[str]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 ROLE, STUDY = "autodistill.role", "autodistill.study"
 TRIAL, PARETO = "autodistill.trial", "autodistill.pareto"
+REASON = "autodistill.reason"
 
 
 def default_uri(output_dir: str | Path) -> str:
@@ -114,9 +115,19 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
 
     def finish_trial(
-        self, run_id: str, metrics: dict[str, float], resolved: dict[str, Any] | None, status: str
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        resolved: dict[str, Any] | None,
+        status: str,
+        reason: str | None = None,
     ) -> None:
+        """End a trial's run with its metrics and resolved student; ``reason``: why it was stopped
+        or failed, as the tag ``autodistill.reason``."""
         from mlflow.entities import Metric
+
+        if reason:
+            self.client.set_tag(run_id, REASON, reason[:5000])
 
         items = [Metric(k, float(v), 0, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
         if items:
