@@ -10,17 +10,9 @@ from typing import Any
 import numpy as np
 
 from autodistill.config.run import RunConfig
+from autodistill.losses import cached_needs
 from autodistill.search.space import SpaceFile
 from autodistill.specs import Step
-
-
-def cached_needs(term: Step) -> set[str]:
-    """The teacher-output arrays beyond logits that a loss term reads (hidden, attentions, qkv)."""
-    from autodistill.losses import LOSSES
-
-    if term.name == "attention_relation":  # decided by its options, not its class
-        return {"qkv"} if term.options.get("source", "qkv") == "qkv" else {"hidden", "attentions"}
-    return set(LOSSES.get(term.name).needs) & {"hidden", "attentions", "qkv"}
 
 
 def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
@@ -80,6 +82,56 @@ def _on_database(storage: str, name: str, call: Callable[[], _T]) -> _T:
         raise ConfigError(_not_a_study(db, name, f"cannot be read as a study ({reason})")) from None
 
 
+def shown_url(storage: str) -> str:
+    """The storage URL with its password hidden, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: said as given, cut short
+        return storage[:200]
+
+
+def open_storage(storage: str, **options: Any) -> str | optuna.storages.RDBStorage:
+    """What Optuna opens for ``storage``: a SQLite URL as it is, another database as an
+    ``RDBStorage`` with ``options`` (its heartbeat). It connects here, so that a missing driver,
+    a malformed URL or a server that refuses is a message naming the storage, not a traceback."""
+    if sqlite_file(storage) is not None:
+        return storage
+    where = f"The study storage {shown_url(storage)!r} (--storage / search.storage)"
+    try:
+        return _creating_tables(lambda: optuna.storages.RDBStorage(storage, **options))
+    except ModuleNotFoundError as err:
+        raise ConfigError(
+            f"{where} needs the database driver {err.name!r}, which is not installed. "
+            "For PostgreSQL: pip install 'autodistill-kd[postgres]'."
+        ) from None
+    except sqlalchemy.exc.ArgumentError as err:  # not a URL, or a dialect SQLAlchemy does not know
+        raise ConfigError(
+            f"{where} is not a database URL Optuna can open ({err}). "
+            "Use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise ConfigError(
+            f"{where} cannot be opened: {reason}. Check that the database server runs and accepts "
+            "this host, port, user, password and database."
+        ) from None
+
+
+def _creating_tables(make: Callable[[], _T], tries: int = 5) -> _T:
+    """``make()``, again after a moment when another worker was creating the same tables in an
+    empty database at the same instant (workers started together): PostgreSQL then refuses the
+    second CREATE TABLE or version row with a duplicate key, and the tables exist on the next try."""
+    for attempt in range(tries):
+        try:
+            return make()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+            if not racing or attempt == tries - 1:
+                raise
+            time.sleep(0.2 + 0.3 * random.random())
+    raise AssertionError("unreachable")
+
+
 def worker_seed(seed: int) -> int:
     """A sampler seed for a worker joining a study: the run's seed hashed with this worker's
     identity (host, process and a random id), so that workers sharing one study, or started
@@ -90,15 +142,10 @@ def worker_seed(seed: int) -> int:
 
 def make_sampler(cfg: RunConfig, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded by ``seed`` (default: the run's seed)."""
-    s, startup = cfg.search.sampler, cfg.search.startup_trials
+    from autodistill.search.samplers import SAMPLERS
+
     seed = cfg.seed if seed is None else seed
-    if s == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
-    if s == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, startup))
-    if s == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-    return optuna.samplers.RandomSampler(seed=seed)
+    return SAMPLERS.get(cfg.search.sampler)(seed, cfg.search.startup_trials)
 
 
 def directions(objectives: list[str]) -> list[str]:
@@ -119,10 +166,14 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
     }
 
 
-def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]) -> optuna.Study:
-    """Create the study, or continue it after checking it was made for the same search."""
+def open_study(
+    cfg: RunConfig, storage: str | optuna.storages.BaseStorage, name: str, identity: dict[str, Any]
+) -> optuna.Study:
+    """Create the study, or continue it after checking it was made for the same search.
+    ``storage``: a URL, or the storage ``search.workers.make_storage`` opened for it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    db = sqlite_file(storage)
+    url = storage if isinstance(storage, str) else storage.url
+    db = sqlite_file(url)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     # The worker that creates the study samples with the run's own seed, so a fresh search by one
@@ -131,7 +182,7 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
     # the first worker's startup points) derives its own seed instead.
     try:
         study = _on_database(
-            storage,
+            url,
             name,
             lambda: optuna.create_study(
                 storage=storage,
@@ -142,9 +193,7 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
         )
     except optuna.exceptions.DuplicatedStudyError:
         sampler = make_sampler(cfg, worker_seed(cfg.seed))
-        study = _on_database(
-            storage, name, lambda: optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        )
+        study = _on_database(url, name, lambda: optuna.load_study(study_name=name, storage=storage, sampler=sampler))
     old = study.user_attrs.get("identity")
     if old is None:
         study.set_user_attr("identity", identity)
@@ -156,7 +205,7 @@ def open_study(cfg: RunConfig, storage: str, name: str, identity: dict[str, Any]
             continue
         if old.get(key) != identity.get(key):
             raise ConfigError(
-                f"The study {name!r} in {storage} was made with a different {what} ({key}: {old.get(key)!r}, "
+                f"The study {name!r} in {shown_url(url)} was made with a different {what} ({key}: {old.get(key)!r}, "
                 f"now {identity.get(key)!r}). Continue it with the same settings, or start a new one with "
                 "--study-name or another output_dir."
             )
@@ -195,29 +244,34 @@ def fail_stale_trials(study: optuna.Study, stale_after: float = 600.0) -> list[i
             started = t.datetime_start.timestamp() if t.datetime_start else 0.0
             dead = now - float(t.user_attrs.get(HEARTBEAT_ATTR, started)) > stale_after
         if dead:
-            study.tell(t.number, state=TrialState.FAIL)
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # another worker failed it first, or its own ended it
+                continue
             failed.append(t.number)
     return failed
 
 
 class Heartbeat:
     """While a trial runs, record the time in its user attributes every ``interval`` seconds, so
-    workers on other machines can tell a live trial from one whose worker died."""
+    workers on other machines can tell a live trial from one whose worker died; or call ``beat``
+    instead (Optuna's own heartbeat record, see ``search/workers.py``)."""
 
-    def __init__(self, trial: optuna.Trial, interval: float) -> None:
+    def __init__(self, trial: optuna.Trial, interval: float, beat: Callable[[], None] | None = None) -> None:
         self.trial, self.interval = trial, interval
+        self.beat = beat or (lambda: trial.set_user_attr(HEARTBEAT_ATTR, time.time()))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="autodistill-heartbeat", daemon=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+                self.beat()
             except Exception:  # the trial has just finished, or the storage is busy: the next beat retries
                 continue
 
     def __enter__(self) -> Heartbeat:
-        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        self.beat()
         self._thread.start()
         return self
 
@@ -254,7 +308,10 @@ def open_existing(storage: str, name: str) -> optuna.Study:
             f"No study database at {db} (study {name!r}). Run `autodistill search CONFIG` first, "
             "or point --storage / output_dir at the study you ran."
         )
+    opened = open_storage(storage)
     try:
-        return _on_database(storage, name, lambda: optuna.load_study(study_name=name, storage=storage))
+        return _on_database(storage, name, lambda: optuna.load_study(study_name=name, storage=opened))
     except KeyError:
-        raise ConfigError(f"No study named {name!r} in {storage}. Run `autodistill search CONFIG` first.") from None
+        raise ConfigError(
+            f"No study named {name!r} in {shown_url(storage)}. Run `autodistill search CONFIG` first."
+        ) from None

@@ -66,18 +66,6 @@ def test_teacher_layers_come_from_the_map(name, options):
     contract.check_teacher_layers_come_from_the_map(name, options)
 
 
-SOURCES = [(n, {}) for n in LOSSES.names()] + [("attention_relation", {"source": s}) for s in ("qkv", "hidden")]
-
-
-@pytest.mark.parametrize(("name", "options"), SOURCES, ids=[f"{n}-{o.get('source', '')}" for n, o in SOURCES])
-def test_cached_needs_agree_with_the_search_plan(name, options):
-    """``losses.cached_needs`` answers what the search plan's special case answered."""
-    from autodistill.search.plan import cached_needs as plan_cached_needs
-
-    step = Step(name, options)
-    assert cached_needs(step) == plan_cached_needs(step)
-
-
 def test_cached_needs_follow_the_options():
     assert cached_needs(Step("attention_relation")) == {"qkv"}
     assert cached_needs(Step("attention_relation", {"source": "hidden"})) == {"hidden", "attentions"}

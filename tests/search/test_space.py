@@ -110,7 +110,7 @@ def test_unknown_components_and_options(tmp_path):
 
 
 def test_cached_needs_names_what_plan_sizes_the_cache_for():
-    from autodistill.search.plan import cached_needs
+    from autodistill.losses import cached_needs
     from autodistill.specs import Step
 
     assert cached_needs(Step("kl")) == set() and cached_needs(Step("ce")) == set()
