@@ -74,6 +74,7 @@ WEIGHTINGS: Registry[type[WeightingScheme]] = Registry("weighting scheme")
 
 
 def register(cls: type[WeightingScheme]) -> type[WeightingScheme]:
+    """Class decorator: ``@register`` on a WeightingScheme subclass with a ``name``."""
     return WEIGHTINGS.register(cls.name)(cls)
 
 
