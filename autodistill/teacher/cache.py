@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from autodistill.data import Encoded, batch_indices, collate
 from autodistill.errors import AutodistillError, TeacherCacheError, TeacherError
 from autodistill.teacher.cache_check import split_files, split_problem
+from autodistill.teacher.lock import filling
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -209,6 +210,13 @@ class TeacherCache:
         """
         hidden, attention, qkv = sorted(set(hidden)), sorted(set(attention)), sorted(set(qkv))
         self.folder.mkdir(parents=True, exist_ok=True)
+        # workers started together compute each split once: the others wait here, then read it (and
+        # no worker judges a split damaged while another is still writing its files)
+        with filling(self.folder, "compute the teacher outputs", progress):
+            self._fill(model, encoded, pad_id, hidden, attention, qkv, label_order, batch_size, device, progress, meta)
+        return self.open(list(encoded), hidden, attention, qkv)
+
+    def _fill(self, model, encoded, pad_id, hidden, attention, qkv, label_order, batch_size, device, progress, meta):
         need = self.estimate_bytes(model.config, encoded, hidden, attention, qkv)
         if need:
             free = shutil.disk_usage(self.folder).free
@@ -239,7 +247,6 @@ class TeacherCache:
                     device,
                     progress,
                 )
-        return self.open(list(encoded), hidden, attention, qkv)
 
     def open(self, splits: list[str], hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
         out = {}

@@ -29,6 +29,7 @@ from autodistill.teacher.load import (
     load_tokenizer,
     resolve_source,
 )
+from autodistill.teacher.lock import filling
 
 
 @dataclass
@@ -104,17 +105,22 @@ def prepare_teacher(
         return Teacher(source, fp, tokenizer, order, finetuned=False, info={"source": str(source)})
     fp = finetune_fingerprint(source, cfg, data, tokenizer)
     folder = teacher_home() / fp[:24]
-    if (folder / "teacher.json").is_file():
-        info = _read_home_teacher(folder)
-        return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
-    if not allow_finetune:
-        raise TeacherError(
-            f"The teacher {cfg.teacher.model!r} is a backbone, not a classifier; "
-            "run `autodistill teacher CONFIG` first."
-        )
-    if encoded is None:
-        encoded = {s: encode(getattr(data, s), tokenizer, cfg.data.max_length) for s in ("train", "validation")}
-    info = _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress)
+    if not (folder / "teacher.json").is_file():
+        if not allow_finetune:
+            raise TeacherError(
+                f"The teacher {cfg.teacher.model!r} is a backbone, not a classifier; "
+                "run `autodistill teacher CONFIG` first."
+            )
+        # workers started together fine-tune it once: the others wait here, then read it
+        with filling(folder, "fine-tune the teacher", progress):
+            if not (folder / "teacher.json").is_file():
+                if encoded is None:
+                    encoded = {
+                        s: encode(getattr(data, s), tokenizer, cfg.data.max_length) for s in ("train", "validation")
+                    }
+                info = _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress)
+                return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
+    info = _read_home_teacher(folder)
     return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
 
 
