@@ -14,6 +14,7 @@ import numpy as np
 from autodistill.config import dump_config, to_dict
 from autodistill.config.run import RunConfig
 from autodistill.specs import LossSpec, StudentSpec
+from autodistill.tasks.sequence_classification.evaluate import latency_seq_len, run_evaluate  # noqa: F401
 
 
 def run_teacher(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
@@ -61,11 +62,6 @@ def measure_models(models: list[Any], cfg: RunConfig, seq_len: int) -> list[dict
     return outs
 
 
-def latency_seq_len(cfg: RunConfig, lengths: np.ndarray) -> int:
-    """The sequence length latency is measured at: the config's, else the test split's mean."""
-    return cfg.evaluate.seq_len or max(8, int(round(float(np.mean(lengths)))))
-
-
 def compare(student: dict[str, Any], teacher: dict[str, Any]) -> dict[str, float]:
     """Student relative to the teacher, measured in the same process."""
     from autodistill.evaluate import latency_ratio
@@ -81,7 +77,9 @@ def compare(student: dict[str, Any], teacher: dict[str, Any]) -> dict[str, float
 
 def run_distill(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """One fixed distillation: writes the student (HF format) and ``result.json`` to output_dir."""
-    from autodistill.pipeline import distill_student, prepare, shipped_quality, versions
+    from autodistill.evaluate.environment import versions
+    from autodistill.tasks.sequence_classification.distill import distill_student, shipped_quality
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     student_spec = StudentSpec.from_config(cfg.student)
     loss_spec = LossSpec.from_config(cfg.distill.loss)
@@ -171,24 +169,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
-
-
-def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: bool = True) -> dict[str, Any]:
-    """Evaluate any saved student or teacher folder on the config's split (default: test)."""
-    from autodistill.data import encode, load_task_data
-    from autodistill.evaluate import task_metrics
-    from autodistill.teacher.load import label_order, load_saved_model
-    from autodistill.train.inference import predict_logits
-
-    path = Path(model_dir)
-    model, tok = load_saved_model(path, cfg.teacher.trust_remote_code)
-    data = load_task_data(cfg.data)
-    order = label_order(model.config, data.label_names)
-    enc = encode(data.split(split), tok, cfg.data.max_length)
-    logits = predict_logits(model, enc, int(tok.pad_token_id), cfg.distill.eval_batch_size)[:, order]
-    metrics = task_metrics(enc.labels, logits.argmax(-1), cfg.data.metric)
-    meas = measure_model(model, cfg, latency_seq_len(cfg, enc.lengths))
-    return {"model": str(path), "split": split, "metric": cfg.data.metric, **metrics, **meas}
 
 
 def validate_components(cfg: RunConfig) -> None:

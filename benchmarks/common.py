@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from autodistill.config import load_config
-from autodistill.pipeline import Prepared, distill_student, prepare, shipped_quality, train_spec
 from autodistill.specs import LossSpec, Step, StudentSpec
+from autodistill.tasks.sequence_classification.distill import distill_student, shipped_quality
+from autodistill.tasks.sequence_classification.prepare import Prepared, prepare, train_spec
 
 # the search the search benchmarks measured (README, Search): the `fast` space, quality against
 # parameters, no budget; the demo config has since moved to the `speed` space under a budget

@@ -18,9 +18,9 @@ import torch
 
 from autodistill.config import load_config
 from autodistill.losses import CompositeLoss, LossDims
-from autodistill.pipeline import prepare
 from autodistill.specs import LossSpec, Step, StudentSpec, TrainSpec
 from autodistill.student.build import build_student
+from autodistill.tasks.sequence_classification.prepare import prepare
 from autodistill.train.loop import train
 from autodistill.train.teacher_signal import CachedTeacher, LiveTeacher
 

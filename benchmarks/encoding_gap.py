@@ -26,8 +26,8 @@ def main(argv: list[str]) -> int:
     from transformers import AutoModelForSequenceClassification
 
     import autodistill  # noqa: F401  (registers the student architecture)
-    from autodistill.pipeline import shipped_split, student_quality
     from autodistill.student.build import RECORD_FILE, rebuild_student
+    from autodistill.tasks.sequence_classification.distill import shipped_split, student_quality
 
     config, folders = argv[0], argv[1:]
     prep = prepared(config, ["tracking.enabled=false"])

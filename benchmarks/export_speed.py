@@ -67,7 +67,7 @@ def _worker(config: str, overrides: list[str], record: dict, proxy: dict, seed: 
     import torch
 
     from autodistill.config import load_config
-    from autodistill.pipeline import prepare
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     torch.set_num_threads(1)
     return _final(prepare(load_config(config, overrides), progress=False), record, proxy, seed)
@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--jobs: must be >= 1, got {args.jobs}")
 
     from autodistill.config import load_config
-    from autodistill.search.run import Search, setup
     from autodistill.export.pick import PickRule
     from autodistill.export.run import run_export, study_records
-    from autodistill.pipeline import prepare
+    from autodistill.search.run import Search, setup
     from autodistill.search.study import open_existing
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     cfg = load_config(args.config, args.set)
     b = cfg.budget

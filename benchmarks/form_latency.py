@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from autodistill.commands import latency_seq_len
     from autodistill.config import load_config
-    from autodistill.export.onnx import export_onnx, session
-    from autodistill.pipeline import prepare
     from autodistill.specs import Step, StudentSpec
     from autodistill.student.build import build_student
+    from autodistill.tasks.sequence_classification.evaluate import latency_seq_len
+    from autodistill.tasks.sequence_classification.onnx import export_onnx, session
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     torch.set_num_threads(1)
     cfg = load_config(args.config, [])

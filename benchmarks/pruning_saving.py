@@ -20,10 +20,10 @@ import numpy as np
 from common import FAST_SEARCH
 
 from autodistill.config import load_config
-from autodistill.search.run import Search
-from autodistill.pipeline import prepare
 from autodistill.search.pareto import hypervolume_2d
+from autodistill.search.run import Search
 from autodistill.search.study import open_existing, trained_trials
+from autodistill.tasks.sequence_classification.prepare import prepare
 
 
 def main() -> None:

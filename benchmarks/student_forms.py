@@ -128,12 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--forms: unknown form(s) {unknown}; choose from {list(FORMS)}")
 
-    from autodistill.commands import latency_seq_len, measure_models
     from autodistill.config import load_config
+    from autodistill.evaluate.measure import measure_models
     from autodistill.export.retrain import final_student
-    from autodistill.pipeline import prepare
     from autodistill.specs import Step, StudentSpec
     from autodistill.student.build import build_student
+    from autodistill.tasks.sequence_classification.evaluate import latency_seq_len
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     cfg = load_config(args.config, args.set)
     prep = prepare(cfg, progress=False)

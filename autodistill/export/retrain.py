@@ -1,7 +1,7 @@
 """The picked trial's student, trained for shipping.
 
 The student is rebuilt from the trial's stored resolved record with ``rebuild_student`` (the same
-build code the search used) and distilled by ``pipeline.distill_student``:
+build code the search used) and distilled by its task (``Task.distill``):
 
 - retrain (default): at full length on the whole training split, with the config's full-mode
   settings (``distill.epochs`` or ``distill.max_steps``, best validation checkpoint kept) and the
@@ -21,10 +21,9 @@ import numpy as np
 
 from autodistill.config.run import LossConfig, RunConfig
 from autodistill.config.schema import parse
-from autodistill.data import Encoded
 from autodistill.errors import AutodistillError
-from autodistill.pipeline import Prepared, StudentRun, distill_student, shipped_split, student_quality, train_spec
 from autodistill.specs import LossSpec, TrainSpec
+from autodistill.tasks import Task
 
 
 def loss_spec(d: dict[str, Any]) -> LossSpec:
@@ -33,28 +32,26 @@ def loss_spec(d: dict[str, Any]) -> LossSpec:
 
 
 def proxy_plan(
-    cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any], labels: np.ndarray
+    task: Task, prep: Any, cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any]
 ) -> tuple[TrainSpec, np.ndarray]:
     """The proxy run of a trial as the search runs it (``search.objective``) (spec and subset)."""
-    from autodistill.data import stratified_subset
-
-    indices = stratified_subset(labels, min(proxy_examples, len(labels)), cfg.seed)
+    indices = task.proxy_indices(prep, proxy_examples, cfg.seed)
     spec = replace(
-        train_spec(cfg, len(indices)),
+        task.train_spec(cfg, len(indices)),
         steps=proxy_steps,
         eval_every=max(1, proxy_steps // cfg.search.pruning.checkpoints),
     )
     return replace(spec, **train), indices
 
 
-def full_plan(cfg: RunConfig, train: dict[str, Any], n_examples: int) -> TrainSpec:
+def full_plan(task: Task, cfg: RunConfig, train: dict[str, Any], n_examples: int) -> TrainSpec:
     """Full length on the whole train split: ``distill.max_steps``, else ``distill.epochs`` at the
     trial's batch size; evaluated once an epoch (or every ``distill.eval_every``) to keep the best."""
     from autodistill.train.loop import steps_for_epochs
 
     d = cfg.distill
     full = replace(cfg, distill=replace(d, mode="full"))
-    spec = replace(train_spec(full, n_examples), **train)
+    spec = replace(task.train_spec(full, n_examples), **train)
     steps = d.max_steps or steps_for_epochs(n_examples, spec.batch_size, d.epochs)
     per_epoch = steps_for_epochs(n_examples, spec.batch_size, 1.0)
     return replace(spec, steps=steps, eval_every=d.eval_every or max(1, min(per_epoch, steps)))
@@ -62,25 +59,31 @@ def full_plan(cfg: RunConfig, train: dict[str, Any], n_examples: int) -> TrainSp
 
 @dataclass
 class FinalStudent:
-    run: StudentRun
+    run: Any  # the task's distilled student (``Task.distill``)
     mode: str  # "retrained" or "proxy"
     spec: TrainSpec
     n_examples: int
     test: dict[str, float]
     proxy_validation: float  # the search's estimate (recorded on the trial)
-    # the test split as the saved student encodes it (``pipeline.shipped_split``) and its pad id:
-    # ``test`` was measured on it, and the ONNX checks reuse it rather than tokenizing again
-    shipped_test: tuple[Encoded, int]
     reproduced_validation: float | None = None  # --no-retrain: the rerun's validation quality
     augment: dict[str, Any] | None = None  # distill.augment's options when its copies were used
 
 
 def final_student(
-    prep: Prepared, trial: dict[str, Any], proxy: dict[str, int], retrain: bool = True, seed: int | None = None
+    prep: Any,
+    trial: dict[str, Any],
+    proxy: dict[str, int],
+    retrain: bool = True,
+    seed: int | None = None,
+    task: Task | None = None,
 ) -> FinalStudent:
     """``trial``: the picked record with its ``resolved`` form; ``proxy``: the study's
-    ``proxy_steps`` and ``proxy_examples``. ``seed`` overrides the config's (benchmarks)."""
+    ``proxy_steps`` and ``proxy_examples``. ``seed`` overrides the config's (benchmarks). ``task``:
+    the config's (``get_task``) unless given."""
     from autodistill.student.build import rebuild_student
+    from autodistill.tasks import get_task
+
+    task = task or get_task(prep.cfg)
 
     resolved = trial.get("resolved")
     if not resolved:
@@ -89,32 +92,30 @@ def final_student(
     built = rebuild_student(prep.teacher_model(), resolved)
     loss = loss_spec(trial["loss"])
     overrides = dict(trial.get("train") or {})
-    labels = prep.encoded["train"].labels
     if retrain:
-        indices = np.arange(len(labels))
-        spec = full_plan(cfg, overrides, len(indices))
+        indices = np.arange(len(prep.encoded["train"]))
+        spec = full_plan(task, cfg, overrides, len(indices))
         keep_best = True
     else:
-        spec, indices = proxy_plan(cfg, proxy["proxy_steps"], proxy["proxy_examples"], overrides, labels)
+        spec, indices = proxy_plan(task, prep, cfg, proxy["proxy_steps"], proxy["proxy_examples"], overrides)
         keep_best = False
     if seed is not None:
         spec = replace(spec, seed=seed)
     # --no-retrain reruns the proxy as the search ran it (its copies, its calibration examples)
     augment = retrain or cfg.distill.augment.in_search
     calibration = None if retrain else cfg.search.calibration_examples
-    run = distill_student(
+    run = task.distill(
         prep,
         None,
         loss,
-        spec,
-        indices,
+        spec=spec,
+        indices=indices,
         keep_best=keep_best,
         built=built,
         augment=augment,
         calibration_examples=calibration,
     )
-    shipped = shipped_split(prep, run.build, "test")  # as `autodistill evaluate` on the export will see it
-    test = student_quality(prep, run.build.model, "test", None, shipped)
+    test = task.shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the export will see it
     recorded = float(trial["objectives"]["quality"])
     return FinalStudent(
         run,
@@ -123,13 +124,12 @@ def final_student(
         len(indices),
         test,
         recorded,
-        shipped,
         None if retrain else float(run.validation["quality"]),
         _augment_record(prep) if augment and cfg.distill.augment.ratio > 0 else None,
     )
 
 
-def _augment_record(prep: Prepared) -> dict[str, Any]:
+def _augment_record(prep: Any) -> dict[str, Any]:
     """distill.augment's options, and data.unlabeled's sources and text count when it is set."""
     out: dict[str, Any] = asdict(prep.cfg.distill.augment)
     if prep.cfg.data.unlabeled:

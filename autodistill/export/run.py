@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from autodistill.config import to_dict
@@ -26,11 +25,12 @@ from autodistill.export.card import model_card
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 from autodistill.export.target import export_target, out_flag
+from autodistill.tasks import Task, get_task
 
-FORMAT_BATCHES = (1, 32)
 
-
-def parse_formats(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def parse_formats(text: str | list[str] | tuple[str, ...], task: Task) -> tuple[str, ...]:
+    """The formats ``--formats`` (or ``export.formats``) asks for, in their fixed order, with what they
+    imply; ``task`` must write each of them (``Task.formats``)."""
     items = [f.strip().lower() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
     bad = [f for f in items if f not in FORMATS]
     if bad:
@@ -38,6 +38,12 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     out = {"hf", *items}  # the HF folder is always written: the card and ONNX files sit in it
     if "int8" in out:
         out.add("onnx")  # int8 is quantised from the fp32 ONNX graph
+    unwritten = [f for f in FORMATS if f in out and f not in task.formats]
+    if unwritten:
+        raise ConfigError(
+            f"The '--formats' option must list some of {', '.join(task.formats)} for task {task.name!r} "
+            f"(the config's 'task'). Got {unwritten[0]!r} instead."
+        )
     return tuple(f for f in FORMATS if f in out)
 
 
@@ -66,14 +72,14 @@ def run_export(
     seed: int | None = None,
 ) -> dict[str, Any]:
     from autodistill.search.run import setup
-    from autodistill.pipeline import prepare
     from autodistill.search.study import open_existing, trained_trials
 
+    task = get_task(cfg)
     from_config = False
     if rule is None:
         rule = cfg.export.rule()
         from_config = rule != PickRule()
-    fmts = parse_formats(formats)
+    fmts = parse_formats(formats, task)
     if rule.candidates > 1 and not retrain:
         raise PickError(
             "The '--candidates' option compares full-length trainings; it cannot be used with --no-retrain."
@@ -86,40 +92,70 @@ def run_export(
     study = open_existing(s.storage, s.study_name)
     objectives = list((study.user_attrs.get("identity") or {}).get("objectives") or cfg.search.objectives)
     records, front = study_records(study, objectives)
-    try:
-        if not rule.needs_teacher:  # fail fast, before the teacher and data are loaded
-            pick(records, rule, objectives)
-        prep = prepare(cfg, progress=progress)
-        picked = pick_candidates(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
-    except PickError as err:
-        if not from_config:
-            raise
-        raise PickError(f"{err}\n(The rule is the config's 'export' section; rule flags replace it.)") from None
+    prep, picked = _prepare_and_pick(task, cfg, records, rule, objectives, from_config, progress)
     proxy = {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples}
-    chosen, final, compared = _final_of(prep, picked, proxy, retrain, seed, cfg.seed)
-    result = _result(cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
+    chosen, final, compared = _final_of(task, prep, picked, proxy, retrain, seed, cfg.seed)
+    result = _result(task, cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
     if from_config:
         result["pick"]["rule"] = cfg.export.describe()
-    result["pick"]["validation_examples"] = len(prep.encoded["validation"].labels)
+    result["pick"]["validation_examples"] = len(prep.encoded["validation"])
     with atomic_folder(target, flag) as tmp:
-        _write_hf(final, prep, tmp)
-        from autodistill.search.front import plot_front
-
-        plot_front(study, objectives, front, tmp / "pareto.png", pick=chosen["number"])
-        if "onnx" in fmts:
-            result["formats"].update(_onnx_formats(final, prep, tmp, "int8" in fmts))
-        _write_json(tmp / "export.json", result)
-        (tmp / "README.md").write_text(model_card(result))
+        _write_folder(task, prep, final, study, objectives, front, chosen, fmts, result, tmp)
     result["path"] = str(target.resolve())
     if cfg.tracking.enabled:
-        result["mlflow"] = _log_mlflow(cfg, s.study_name, target, result, register)
+        result["mlflow"] = _log_mlflow(task, cfg, s.study_name, target, result, register)
 
     return result
 
 
+def _prepare_and_pick(
+    task: Task,
+    cfg: RunConfig,
+    records: list[dict[str, Any]],
+    rule: PickRule,
+    objectives: list[str],
+    from_config: bool,
+    progress: bool,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The task's prepared data and teacher, and the trials the rule picks (best first). A rule that
+    needs no teacher is checked before the teacher and data load."""
+    try:
+        if not rule.needs_teacher:  # fail fast, before the teacher and data are loaded
+            pick(records, rule, objectives)
+        prep = task.prepare(cfg, progress=progress)
+        return prep, pick_candidates(records, rule, objectives, prep.teacher_metrics["validation"]["quality"])
+    except PickError as err:
+        if not from_config:
+            raise
+        raise PickError(f"{err}\n(The rule is the config's 'export' section; rule flags replace it.)") from None
+
+
+def _write_folder(
+    task: Task,
+    prep: Any,
+    final: FinalStudent,
+    study: Any,
+    objectives: list[str],
+    front: list,
+    chosen: dict,
+    fmts: tuple[str, ...],
+    result: dict[str, Any],
+    folder: Path,
+) -> None:
+    """The export folder's files: the student, the front with the pick marked, the task's other
+    formats (their rows join ``result["formats"]``), ``export.json`` and the card."""
+    from autodistill.search.front import plot_front
+
+    task.save_student(final.run.build, prep, folder)
+    plot_front(study, objectives, front, folder / "pareto.png", pick=chosen["number"])
+    result["formats"].update(task.export_formats(final, prep, folder, fmts))
+    _write_json(folder / "export.json", result)
+    (folder / "README.md").write_text(model_card(result))
+
+
 def _final_of(
-    prep: Any, picked: list[dict], proxy: dict[str, int], retrain: bool, seed: int | None, cfg_seed: int
+    task: Task, prep: Any, picked: list[dict], proxy: dict[str, int], retrain: bool, seed: int | None, cfg_seed: int
 ) -> tuple[dict, FinalStudent, list[dict[str, Any]]]:
     """Final-train each candidate (best proxy first); keep the one whose final training scores best on
     validation (ties to the better proxy). Test metrics play no part in the choice."""
@@ -129,7 +165,7 @@ def _final_of(
         if len(picked) > 1 and prep.progress:
             print(f"candidate {i + 1}/{len(picked)}: trial {chosen['number']}", flush=True)
         torch.manual_seed(cfg_seed)  # adapters a transform adds at build time start from a seeded state
-        final = final_student(prep, chosen, proxy, retrain=retrain, seed=seed)
+        final = final_student(prep, chosen, proxy, retrain=retrain, seed=seed, task=task)
         validation = float(final.run.validation["quality"])
         compared.append(
             {"trial": chosen["number"], "proxy_validation": final.proxy_validation, "final_validation": validation}
@@ -140,16 +176,8 @@ def _final_of(
     return best[0], best[1], compared if len(picked) > 1 else []
 
 
-def _write_hf(final: FinalStudent, prep: Any, folder: Path) -> None:
-    build = final.run.build
-    model = build.export_model().to("cpu").eval()
-    names = list(prep.data.label_names)  # training targets are in the data's label order
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {n: i for i, n in enumerate(names)}
-    build.save(folder, prep.teacher.tokenizer)
-
-
 def _result(
+    task: Task,
     cfg: RunConfig,
     prep: Any,
     final: FinalStudent,
@@ -161,22 +189,12 @@ def _result(
     objectives: list[str],
     target: Path,
 ) -> dict[str, Any]:
-    from autodistill.commands import latency_seq_len, measure_models
+    """``export.json``: the study, the pick, the training, student and teacher measured side by side."""
+    from autodistill.evaluate.measure import measure_models
 
-    build, run = final.run.build, final.run
-    model = build.export_model().to("cpu").eval()
-    seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
+    model = final.run.build.export_model().to("cpu").eval()
+    seq_len = task.latency_seq_len(cfg, prep)
     s_meas, t_meas = measure_models([model, prep.teacher_model()], cfg, seq_len)
-    mode_text = (
-        f"full-length distillation on the whole training split ({final.spec.steps} steps, "
-        f"{final.n_examples:,} examples, "
-        f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)})"
-        if final.mode == "retrained"
-        else f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
-        f"examples{_ema_text(final.spec)}{_warmup_text(run)}; not retrained)"
-    )
-    names = [st["name"] for st in build.resolved["transforms"]]
-    data = prep.data
     return {
         "study": {
             "name": s.study_name,
@@ -186,144 +204,116 @@ def _result(
             "trained": trained,
             "front": len(front),
         },
-        "pick": {
-            "trial": chosen["number"],
-            "rule": rule.describe(),
-            "on_front": chosen["number"] in {r["number"] for r in front},
-            "params": chosen["params"],
-            "objectives": chosen["objectives"],
-            "search_metrics": chosen["metrics"],
-            "strategy": {"student": chosen["student"], "loss": chosen["loss"], "train": chosen["train"]},
-        },
+        "pick": _pick_record(chosen, rule, front),
         "proxy": {
             "validation_quality": final.proxy_validation,
             "reproduced_validation_quality": final.reproduced_validation,
         },
-        "train": {
-            "mode": final.mode,
-            "mode_text": mode_text,
-            "spec": final.spec.to_dict(),
-            "examples": final.n_examples,
-            "steps": run.train.steps,
-            "warmup_steps": run.warmup_steps,
-            "seconds": round(run.train.seconds, 1),
-            "best_step": run.train.best_step,
-            "evals": run.train.evals,
-            "augment": final.augment,
-        },
-        "student": {
-            "validation": run.validation,
-            "test": final.test,
-            "kind": build.resolved["kind"],
-            "transforms": names,
-            "lora_merged": "lora" in names,
-            **s_meas,
-        },
+        "train": _train_record(final),
+        "student": _student_record(final, s_meas),
         "teacher": {
             "name": str(prep.teacher.path),
             "finetuned": prep.teacher.finetuned,
             **prep.teacher_metrics,
             **t_meas,
         },
-        "relative": {
-            "parameter_ratio": s_meas["parameters"]["total"] / t_meas["parameters"]["total"],
-            "test_quality_ratio": final.test["quality"] / max(1e-12, prep.teacher_metrics["test"]["quality"]),
-            **{
-                k.replace("latency_ms", "speedup"): t_meas["latency_ms"][k] / v
-                for k, v in s_meas.get("latency_ms", {}).items()
-            },
-        },
+        "relative": _relative(final, prep, s_meas, t_meas),
         "latency": {"seq_len": seq_len, "threads": cfg.evaluate.threads, "repeats": cfg.evaluate.repeats},
         "budget": {k: v for k, v in to_dict(cfg.budget).items() if v is not None},
-        "data": {
-            "source": data.source,
-            "labels": list(data.label_names),
-            "train": len(prep.encoded["train"].labels),
-            "validation": len(prep.encoded["validation"].labels),
-            "test": len(prep.encoded["test"].labels),
-        },
+        "data": _data_record(prep),
         "metric": cfg.data.metric,
         "formats": {"hf": {"file": "model.safetensors", "size_mb": s_meas["size_mb"]}},
         "out_name": target.name,
     }
 
 
-def _onnx_formats(final: FinalStudent, prep: Any, folder: Path, int8: bool) -> dict[str, Any]:
-    from autodistill.evaluate import measure_latency, task_metrics
-    from autodistill.evaluate import state_size_mb as final_size_mb
-    from autodistill.export.onnx import (
-        check_parity,
-        export_onnx,
-        file_mb,
-        ort_latency,
-        ort_logits,
-        quantize_int8,
-        session,
-    )
-    from autodistill.train.inference import predict_logits
-
-    cfg = prep.cfg
-    ev = cfg.evaluate
-    from autodistill.commands import latency_seq_len
-
-    seq_len = latency_seq_len(cfg, prep.encoded["test"].lengths)
-    model = final.run.build.export_model().to("cpu").eval()
-    # the test split as users of the saved student encode it (its own tokenizer), as for the card
-    enc, pad_id = final.shipped_test
-    labels = enc.labels
-    ref = predict_logits(model, enc, pad_id, cfg.distill.eval_batch_size, "cpu")
-    vocab = int(model.config.vocab_size)
-    out: dict[str, Any] = {
-        "pytorch": {
-            "file": "model.safetensors",
-            "size_mb": final_size_mb(model),
-            "test_quality": task_metrics(labels, ref.argmax(-1), cfg.data.metric)["quality"],
-            "agreement": 1.0,
-            "latency_ms": measure_latency(
-                model,
-                batch_sizes=FORMAT_BATCHES,
-                seq_len=seq_len,
-                threads=ev.threads,
-                warmup=ev.warmup,
-                repeats=ev.repeats,
-            ),
-        }
+def _pick_record(chosen: dict, rule: PickRule, front: list) -> dict[str, Any]:
+    return {
+        "trial": chosen["number"],
+        "rule": rule.describe(),
+        "on_front": chosen["number"] in {r["number"] for r in front},
+        "params": chosen["params"],
+        "objectives": chosen["objectives"],
+        "search_metrics": chosen["metrics"],
+        "strategy": {"student": chosen["student"], "loss": chosen["loss"], "train": chosen["train"]},
     }
-    fp32 = folder / "onnx" / "model.onnx"
-    export_onnx(model, fp32)
-    files = [("onnx", fp32)]
-    if int8:
-        q = folder / "onnx" / "model.int8.onnx"
-        quantize_int8(fp32, q)
-        files.append(("int8", q))
-    for name, path in files:
-        sess = session(path, ev.threads)
-        logits = ort_logits(sess, enc, pad_id, 64)
-        if name == "onnx":  # fp32 must match PyTorch; int8 is lossy and is measured, not checked
-            parity = check_parity(ref, logits, "The ONNX export (onnxruntime)")
-        else:
-            parity = {
-                "agreement": float((ref.argmax(-1) == logits.argmax(-1)).mean()),
-                "max_abs_logit_diff": float(np.abs(ref - logits).max()),
-            }
-        out[name] = {
-            "file": str(path.relative_to(folder)),
-            "size_mb": round(file_mb(path), 3),
-            "test_quality": task_metrics(labels, logits.argmax(-1), cfg.data.metric)["quality"],
-            **parity,
-            "latency_ms": ort_latency(sess, vocab, FORMAT_BATCHES, seq_len, ev.warmup, ev.repeats),
-        }
-    return out
+
+
+def _mode_text(final: FinalStudent) -> str:
+    """How the shipped student was trained, in the card's words."""
+    run = final.run
+    if final.mode == "retrained":
+        return (
+            f"full-length distillation on the whole training split ({final.spec.steps} steps, "
+            f"{final.n_examples:,} examples, "
+            f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)})"
+        )
+    return (
+        f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
+        f"examples{_ema_text(final.spec)}{_warmup_text(run)}; not retrained)"
+    )
+
+
+def _train_record(final: FinalStudent) -> dict[str, Any]:
+    run = final.run
+    return {
+        "mode": final.mode,
+        "mode_text": _mode_text(final),
+        "spec": final.spec.to_dict(),
+        "examples": final.n_examples,
+        "steps": run.train.steps,
+        "warmup_steps": run.warmup_steps,
+        "seconds": round(run.train.seconds, 1),
+        "best_step": run.train.best_step,
+        "evals": run.train.evals,
+        "augment": final.augment,
+    }
+
+
+def _student_record(final: FinalStudent, s_meas: dict[str, Any]) -> dict[str, Any]:
+    build = final.run.build
+    names = [st["name"] for st in build.resolved["transforms"]]
+    return {
+        "validation": final.run.validation,
+        "test": final.test,
+        "kind": build.resolved["kind"],
+        "transforms": names,
+        "lora_merged": "lora" in names,
+        **s_meas,
+    }
+
+
+def _relative(final: FinalStudent, prep: Any, s_meas: dict[str, Any], t_meas: dict[str, Any]) -> dict[str, float]:
+    """The student against the teacher: parameters, test quality, and speed-up at each batch size."""
+    return {
+        "parameter_ratio": s_meas["parameters"]["total"] / t_meas["parameters"]["total"],
+        "test_quality_ratio": final.test["quality"] / max(1e-12, prep.teacher_metrics["test"]["quality"]),
+        **{
+            k.replace("latency_ms", "speedup"): t_meas["latency_ms"][k] / v
+            for k, v in s_meas.get("latency_ms", {}).items()
+        },
+    }
+
+
+def _data_record(prep: Any) -> dict[str, Any]:
+    data = prep.data
+    return {
+        "source": data.source,
+        "labels": list(data.label_names),
+        "train": len(prep.encoded["train"]),
+        "validation": len(prep.encoded["validation"]),
+        "test": len(prep.encoded["test"]),
+    }
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from autodistill.commands import _json_default
+    from autodistill.files import json_default
 
-    path.write_text(json.dumps(obj, indent=2, default=_json_default))
+    path.write_text(json.dumps(obj, indent=2, default=json_default))
 
 
 def _log_mlflow(
-    cfg: RunConfig, study_name: str, folder: Path, result: dict[str, Any], register: str | None
+    task: Task, cfg: RunConfig, study_name: str, folder: Path, result: dict[str, Any], register: str | None
 ) -> dict[str, Any]:
     from autodistill.tracking.mlflow_tracker import Tracker, default_uri
 
@@ -339,7 +329,7 @@ def _log_mlflow(
         "trial": result["pick"]["trial"],
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
-    return tracker.log_export(folder, s["kind"], register, metrics)
+    return tracker.log_export(folder, s["kind"], register, metrics, pipeline_tag=task.pipeline_tag)
 
 
 def _warmup_text(run: Any) -> str:

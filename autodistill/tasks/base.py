@@ -30,6 +30,8 @@ class Task(ABC):
     formats: ClassVar[tuple[str, ...]] = ("hf",)
     # the metrics a trial records (``trial_metrics``) besides size and speed, "quality" first
     metrics: ClassVar[tuple[str, ...]] = ("quality",)
+    # the transformers pipeline a saved student runs in (the card's and MLflow's model flavour)
+    pipeline_tag: ClassVar[str]
 
     # -- shared set-up -----------------------------------------------------------------------
     @abstractmethod

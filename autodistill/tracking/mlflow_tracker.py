@@ -148,12 +148,19 @@ class Tracker:
         self.client.set_terminated(self.parent_id, status=status)
 
     def log_export(
-        self, folder: Path, kind: str, register: str | None = None, metrics: dict[str, float] | None = None
+        self,
+        folder: Path,
+        kind: str,
+        register: str | None = None,
+        metrics: dict[str, float] | None = None,
+        *,
+        pipeline_tag: str,
     ) -> dict[str, Any]:
         """Log an exported student to the study's parent run, and register it under ``register``.
 
         The whole folder (weights, card, ONNX files) goes to the ``export`` artefacts. A stock
-        student is also logged with the transformers flavour (it loads with transformers alone);
+        student is also logged with the transformers flavour, as a ``pipeline_tag`` pipeline (the
+        task's, ``Task.pipeline_tag``): it loads with transformers alone;
         a registered one is not, since the flavour's loader would need ``import autodistill``, so
         its registered version points at the ``export`` artefacts instead. The parent run's
         status is left as it was.
@@ -168,7 +175,7 @@ class Tracker:
             self.client.log_batch(self.parent_id, metrics=items)
         out: dict[str, Any] = {"run_id": self.parent_id, "artifacts": "export", "flavor": None, "registered": None}
         if kind == "stock":
-            out.update(self._log_transformers(folder, register))
+            out.update(self._log_transformers(folder, register, pipeline_tag))
         elif register:
             source = f"{self.client.get_run(self.parent_id).info.artifact_uri}/export"
             try:
@@ -186,14 +193,14 @@ class Tracker:
                 self.client.set_terminated(self.parent_id, status=before)
         return out
 
-    def _log_transformers(self, folder: Path, register: str | None) -> dict[str, Any]:
+    def _log_transformers(self, folder: Path, register: str | None, pipeline_tag: str) -> dict[str, Any]:
         import mlflow
         from transformers import pipeline
 
         previous_uri = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.uri)
         try:
-            pipe = pipeline("text-classification", model=str(folder))
+            pipe = pipeline(pipeline_tag, model=str(folder))
             with mlflow.start_run(run_id=self.parent_id):
                 # explicit requirements: inferring them imports every optional torch package
                 info = mlflow.transformers.log_model(

@@ -101,8 +101,9 @@ def test_bad_config_fails_before_any_work(tiny_run, capsys):
 def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeypatch):
     from autodistill.config import load_config
     from autodistill.data.augment import Augmenter
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     cfg = load_config(path, ["distill.augment.ratio=1", "distill.max_steps=12"])
@@ -129,8 +130,9 @@ def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeyp
 def test_unlabeled_texts_join_the_copies_labelled_by_the_teacher(tiny_run, monkeypatch):
     from autodistill.config import load_config
     from autodistill.data.augment import Augmenter
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, tmp = tiny_run
     extra = tmp / "extra.txt"
@@ -163,8 +165,9 @@ def test_unlabeled_texts_join_the_copies_labelled_by_the_teacher(tiny_run, monke
 def test_neighbour_copies_swap_tokens_for_their_nearest_in_the_teachers_embeddings(tiny_run, monkeypatch):
     from autodistill.config import load_config
     from autodistill.data.augment import Augmenter, nearest_tokens
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     edits = ["distill.augment.splice_prob=0", "distill.augment.mask_prob=0", "distill.augment.replace_prob=0"]
@@ -198,8 +201,9 @@ def test_neighbour_copies_swap_tokens_for_their_nearest_in_the_teachers_embeddin
 
 def test_attention_targets_run_the_shared_teacher_eager_only_while_they_are_made(tiny_run):
     from autodistill.config import load_config
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     terms = "distill.loss.terms=[{name: kl}, {name: attention_mse, weight: 1.0}]"
@@ -214,8 +218,9 @@ def test_attention_targets_run_the_shared_teacher_eager_only_while_they_are_made
 
 def test_prune_after_warms_the_student_up_then_prunes_it_and_trains_on(tiny_run):
     from autodistill.config import load_config
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
@@ -245,9 +250,10 @@ def test_pruning_scores_on_as_many_examples_as_configured(tiny_run, monkeypatch)
     """student.calibration_examples sets how many training examples the FFN scores see; a caller
     (the search) can ask for another number; more than the training split holds means all of it."""
     from autodistill.config import load_config
-    from autodistill.pipeline import distill_student, prepare
     from autodistill.specs import LossSpec, StudentSpec
     from autodistill.student import importance
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     scored: list[int] = []
@@ -279,8 +285,9 @@ def test_prune_stages_cut_gradually_and_a_rebuild_repeats_the_stages(tiny_run):
     time scored on the student's own weights; the record marks the stages, and distilling from it
     (as export does) repeats them and gives the same student."""
     from autodistill.config import load_config
-    from autodistill.pipeline import distill_student, prepare, prune_points
     from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student, prune_points
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.25}]"
@@ -316,8 +323,9 @@ def test_weight_average_with_a_warm_up_averages_each_stage(tiny_run):
     """distill.ema with prune_after: the warm-up's average is what gets pruned, the pruned student
     averages its own steps, and the run is deterministic (export's --no-retrain relies on it)."""
     from autodistill.config import load_config
-    from autodistill.pipeline import distill_student, prepare, train_spec
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare, train_spec
 
     path, _ = tiny_run
     form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
@@ -340,22 +348,23 @@ def test_weight_average_with_a_warm_up_averages_each_stage(tiny_run):
 def test_full_runs_score_validation_as_the_student_ships(tiny_run, monkeypatch):
     """A vocabulary-pruned student: full-length runs (checkpoints kept) evaluate validation with its
     own tokenizer's encoding at every checkpoint and at the end; proxies keep the training encoding."""
-    import autodistill.pipeline as pipeline
+    import autodistill.tasks.sequence_classification.distill as distill
     from autodistill.config import load_config
     from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, _ = tiny_run
     form = "student.transforms=[{name: vocab, min_count: 2}, {name: depth, layers: 2, choice: uniform}]"
-    prep = pipeline.prepare(load_config(path, [form, "distill.max_steps=6", "distill.eval_every=2"]), progress=False)
+    prep = prepare(load_config(path, [form, "distill.max_steps=6", "distill.eval_every=2"]), progress=False)
     student, loss = StudentSpec.from_config(prep.cfg.student), LossSpec.from_config(prep.cfg.distill.loss)
-    calls, real = [], pipeline.shipped_split
-    monkeypatch.setattr(pipeline, "shipped_split", lambda p, b, split: calls.append(split) or real(p, b, split))
+    calls, real = [], distill.shipped_split
+    monkeypatch.setattr(distill, "shipped_split", lambda p, b, split: calls.append(split) or real(p, b, split))
     seen = []
-    full = pipeline.distill_student(prep, student, loss, evaluate=lambda step, q: seen.append(q))
+    full = distill.distill_student(prep, student, loss, evaluate=lambda step, q: seen.append(q))
     assert calls == ["validation"] and len(seen) == 3  # encoded once, used at steps 2, 4, 6
-    shipped = pipeline.student_quality(prep, full.build.model, "validation", None, real(prep, full.build, "validation"))
+    shipped = distill.student_quality(prep, full.build.model, "validation", None, real(prep, full.build, "validation"))
     assert full.validation == shipped and max(seen) == shipped["quality"]  # the kept checkpoint, as shipped
     calls.clear()
-    proxy = pipeline.distill_student(prep, student, loss, keep_best=False)
-    trained = pipeline.student_quality(prep, proxy.build.model, "validation", proxy.token_id_map)
+    proxy = distill.distill_student(prep, student, loss, keep_best=False)
+    trained = distill.student_quality(prep, proxy.build.model, "validation", proxy.token_id_map)
     assert calls == [] and proxy.validation == trained

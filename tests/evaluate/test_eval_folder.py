@@ -9,10 +9,10 @@ import json
 import pytest
 from helpers import sentiment_rows, tiny_classifier_dir, write_csv
 
-from autodistill.commands import run_evaluate
 from autodistill.config import parse
 from autodistill.config.run import RunConfig
 from autodistill.errors import ModelFolderError
+from autodistill.tasks.sequence_classification.evaluate import run_evaluate
 from autodistill.teacher.folder import needs_remote_code
 
 

@@ -103,9 +103,9 @@ def test_export_knee_with_onnx_int8_and_mlflow(searched, home, tmp_path):
     assert set(r["formats"]["int8"]["latency_ms"]) == {"latency_ms_b1", "latency_ms_b32"}
     assert r["formats"]["int8"]["size_mb"] < r["formats"]["onnx"]["size_mb"]
     # `autodistill evaluate` on the exported folder (its own tokenizer) gives the card's test accuracy
-    from autodistill.commands import run_evaluate
+    from autodistill.tasks import get_task
 
-    ev = run_evaluate(cfg, str(target), progress=False)
+    ev = get_task(cfg).evaluate_folder(cfg, str(target), "test", progress=False)
     assert abs(ev["quality"] - r["student"]["test"]["quality"]) <= 0.005
     m = r["mlflow"]
     assert m["flavor"] == "transformers" and m["registered"]["name"] == "tiny-student"
@@ -129,8 +129,9 @@ def test_export_knee_with_onnx_int8_and_mlflow(searched, home, tmp_path):
 def test_no_retrain_reproduces_the_trial_and_a_failed_export_leaves_it(searched, home, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    import autodistill.export.retrain as retrain_mod
     import autodistill.export.run as run_mod
+    import autodistill.tasks.sequence_classification.distill as distill_mod
+    import autodistill.tasks.sequence_classification.onnx_formats as formats_mod
     from autodistill.export.pick import PickRule
 
     _, cfg, out = searched
@@ -138,9 +139,9 @@ def test_no_retrain_reproduces_the_trial_and_a_failed_export_leaves_it(searched,
     number = out["front"][0]["number"]
     target = tmp_path / "exp"
     asked: list = []
-    real = retrain_mod.distill_student
+    real = distill_mod.distill_student
     monkeypatch.setattr(
-        retrain_mod, "distill_student", lambda *a, **k: asked.append(k["calibration_examples"]) or real(*a, **k)
+        distill_mod, "distill_student", lambda *a, **k: asked.append(k["calibration_examples"]) or real(*a, **k)
     )
     r = run_mod.run_export(cfg, PickRule(trial=number), out=target, retrain=False, progress=False)
     assert asked == [cfg.search.calibration_examples]  # the proxy's pruning scored as the search scored it
@@ -153,7 +154,7 @@ def test_no_retrain_reproduces_the_trial_and_a_failed_export_leaves_it(searched,
     def broken(*a, **k):  # the HF files are written by now; the ONNX step dies
         raise RuntimeError("injected failure half-way through the export")
 
-    monkeypatch.setattr(run_mod, "_onnx_formats", broken)
+    monkeypatch.setattr(formats_mod, "onnx_formats", broken)
     with pytest.raises(RuntimeError, match="injected"):
         run_mod.run_export(cfg, PickRule(trial=number), formats="onnx", out=target, retrain=False, progress=False)
     after = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}

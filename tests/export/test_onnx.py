@@ -13,7 +13,7 @@ from helpers import sentiment_rows, tiny_bert_config, tiny_tokenizer
 
 from autodistill.data import encode
 from autodistill.data.types import TextSplit
-from autodistill.export.onnx import (
+from autodistill.tasks.sequence_classification.onnx import (
     ExportError,
     check_parity,
     export_onnx,
@@ -113,7 +113,7 @@ def test_int8_drops_stale_recorded_shapes_before_quantising(tiny, tmp_path):
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from autodistill.export.onnx import _drop_shape_annotations
+    from autodistill.tasks.sequence_classification.onnx import _drop_shape_annotations
 
     model, enc, tok, fp32, _ = tiny
     pre = tmp_path / "pre.onnx"

@@ -218,12 +218,12 @@ def export_cli(study, monkeypatch, capsys):
 
 @pytest.mark.parametrize("kind", ["user-folder", "output_dir", "link", "file"])
 def test_cli_refuses_before_the_teacher_is_loaded_and_loses_nothing(study, export_cli, tmp_path, monkeypatch, kind):
-    import autodistill.pipeline
+    import autodistill.tasks.sequence_classification.prepare as prepare
 
     def no_teacher(*a, **k):
         raise AssertionError("the teacher was loaded before the --out check")
 
-    monkeypatch.setattr(autodistill.pipeline, "prepare", no_teacher)
+    monkeypatch.setattr(prepare, "prepare", no_teacher)
     _, run = study
     mine = _user_folder(tmp_path / "mine")
     if kind == "user-folder":

@@ -203,7 +203,7 @@ def test_teacher_relative_budgets(tiny_search):
     """budget.max_parameter_share refuses by the teacher's count; budget.min_speedup judges each
     trained trial by the latency ratio measured beside the teacher."""
     from autodistill.search.run import Search
-    from autodistill.pipeline import prepare
+    from autodistill.tasks.sequence_classification.prepare import prepare
 
     path, tmp = tiny_search
     cfg = load_config(path, ["budget.max_parameter_share=0.5", "budget.min_speedup=1", "search.n_trials=2"])

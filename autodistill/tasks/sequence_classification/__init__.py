@@ -1,5 +1,9 @@
 """``task: sequence-classification``: an encoder (or any ``AutoModelForSequenceClassification``)
-teacher, labelled texts, students scored by accuracy / macro-F1, exported as HF, ONNX and int8."""
+teacher, labelled texts, students scored by accuracy / macro-F1, exported as HF, ONNX and int8.
+
+``prepare.py`` holds what every student shares (``Prepared``), ``distill.py`` one student's
+distillation and scores, ``evaluate.py`` a saved folder's, ``onnx.py`` and ``onnx_formats.py`` the
+ONNX and int8 exports."""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ class SequenceClassification(Task):
     name = "sequence-classification"
     formats = ("hf", "onnx", "int8")
     metrics = ("quality", "accuracy", "macro_f1", "teacher_agreement")
+    pipeline_tag = "text-classification"
 
     def prepare(self, cfg: RunConfig, progress: bool = True) -> Any:
-        from autodistill.pipeline import prepare
+        from autodistill.tasks.sequence_classification import prepare
 
-        return prepare(cfg, progress=progress)
+        return prepare.prepare(cfg, progress=progress)
 
     def teacher(self, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         from autodistill.data import load_task_data
@@ -51,7 +56,7 @@ class SequenceClassification(Task):
         return None if exactness == "bound" else build_model(shape, config)
 
     def train_spec(self, cfg: RunConfig, n_examples: int) -> TrainSpec:
-        from autodistill.pipeline import train_spec
+        from autodistill.tasks.sequence_classification.prepare import train_spec
 
         return train_spec(cfg, n_examples)
 
@@ -62,20 +67,20 @@ class SequenceClassification(Task):
         return stratified_subset(labels, min(n, len(labels)), seed)
 
     def distill(self, prep: Any, student: StudentSpec | None, loss: LossSpec, **options: Any) -> Any:
-        from autodistill.pipeline import distill_student
+        from autodistill.tasks.sequence_classification import distill
 
-        return distill_student(prep, student, loss, **options)
+        return distill.distill_student(prep, student, loss, **options)
 
     def trial_metrics(self, run: Any) -> dict[str, float]:
         return {k: run.validation[k] for k in self.metrics}
 
     def shipped_quality(self, prep: Any, build: Any, split: str = "test") -> dict[str, float]:
-        from autodistill.pipeline import shipped_quality
+        from autodistill.tasks.sequence_classification import distill
 
-        return shipped_quality(prep, build, split)
+        return distill.shipped_quality(prep, build, split)
 
     def latency_seq_len(self, cfg: RunConfig, prep: Any) -> int:
-        from autodistill.commands import latency_seq_len
+        from autodistill.tasks.sequence_classification.evaluate import latency_seq_len
 
         return latency_seq_len(cfg, prep.encoded["test"].lengths)
 
@@ -87,6 +92,11 @@ class SequenceClassification(Task):
         build.save(folder, prep.teacher.tokenizer)
 
     def evaluate_folder(self, cfg: RunConfig, model_dir: str, split: str, progress: bool = True) -> dict[str, Any]:
-        from autodistill.commands import run_evaluate
+        from autodistill.tasks.sequence_classification import evaluate
 
-        return run_evaluate(cfg, model_dir, split=split, progress=progress)
+        return evaluate.run_evaluate(cfg, model_dir, split=split, progress=progress)
+
+    def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
+        from autodistill.tasks.sequence_classification import onnx_formats
+
+        return onnx_formats.onnx_formats(final, prep, folder, formats)

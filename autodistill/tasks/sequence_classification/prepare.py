@@ -1,0 +1,195 @@
+"""What every student of a ``sequence-classification`` config shares: the labelled texts encoded
+with the teacher's tokenizer, the teacher (fine-tuned once, or found in the teacher home), its
+cached outputs and its metrics on validation and test. The search prepares once for all trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.config.run import RunConfig
+from autodistill.data import Encoded, TaskData, encode, load_task_data, stratified_subset, token_counts
+from autodistill.fingerprint import hash_json, home
+from autodistill.specs import TrainSpec
+from autodistill.student.base import BuildContext
+from autodistill.teacher import Teacher, prepare_teacher
+from autodistill.teacher.cache import TeacherCache, TeacherOutputs
+from autodistill.train.loop import steps_for_epochs
+from autodistill.train.teacher_signal import eager_attention
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Prepared:
+    """Everything a config's students share: data, teacher, its cached outputs and metrics."""
+
+    cfg: RunConfig
+    data: TaskData
+    teacher: Teacher
+    encoded: dict[str, Encoded]
+    cache: TeacherCache
+    outputs: TeacherOutputs
+    teacher_metrics: dict[str, dict[str, float]]
+    progress: bool = True
+    _tokens: BuildContext | None = field(default=None, repr=False)
+    _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
+    _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
+
+    @property
+    def pad_id(self) -> int:
+        return self.teacher.pad_id
+
+    def teacher_model(self) -> Any:
+        return self.teacher.model(self.cfg)
+
+    def teacher_preds(self, split: str) -> np.ndarray:
+        return self.outputs.logits(split).argmax(-1)
+
+    def ensure_outputs(self, hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
+        """Grow the cache to hold these teacher layers (computed once, shared by every run)."""
+        have = self.outputs.splits["train"]
+        if set(hidden) <= set(have.hidden) and set(attention) <= set(have.attention) and set(qkv) <= set(have.qkv):
+            return self.outputs
+        hidden = sorted(set(hidden) | set(have.hidden))
+        attention = sorted(set(attention) | set(have.attention))
+        qkv = sorted(set(qkv) | set(have.qkv))
+        model = self.teacher_model()
+        with eager_attention(model, bool(attention)):
+            self.outputs = self.cache.ensure(
+                model,
+                self.encoded,
+                self.pad_id,
+                hidden,
+                attention,
+                qkv,
+                self.teacher.label_order,
+                batch_size=self.cfg.distill.eval_batch_size,
+                progress=self.progress,
+            )
+        return self.outputs
+
+    def unlabeled(self) -> tuple[Any, list[np.ndarray]]:
+        """``data.unlabeled``: its summary (``data.unlabeled.Unlabeled``) and its texts as teacher token ids."""
+        if self._pool is None:
+            from autodistill.data import TextSplit
+            from autodistill.data.unlabeled import load_unlabeled
+
+            found = load_unlabeled(self.cfg.data, self.data)
+            texts = TextSplit(found.texts, None, np.zeros(len(found.texts), dtype=np.int64))  # labels unused
+            self._pool = (found, encode(texts, self.teacher.tokenizer, self.cfg.data.max_length).input_ids)
+        return self._pool
+
+    def token_context(self) -> BuildContext:
+        """Token statistics of the training split, no calibration batches: what plans (the
+        vocabulary's kept tokens) and the augmenter read. Counted once."""
+        if self._tokens is None:
+            tok = self.teacher.tokenizer
+            self._tokens = BuildContext(
+                token_counts=token_counts(self.encoded["train"], len(tok)),
+                special_token_ids=tuple(sorted(set(tok.all_special_ids))),
+                unk_token_id=tok.unk_token_id,
+                seed=self.cfg.seed,
+            )
+        return self._tokens
+
+    def build_context(self, calibration_examples: int | None = None) -> BuildContext:
+        """``token_context`` plus calibration batches (with teacher logits) for the transforms that
+        score importance. ``calibration_examples``: training examples to score on (a stratified
+        subset; default ``student.calibration_examples``)."""
+        enc = self.encoded["train"]
+        n = min(calibration_examples or self.cfg.student.calibration_examples, len(enc.labels))
+        if n not in self._ctx:
+            from autodistill.data import collate
+
+            batches = []
+            for chunk in np.array_split(stratified_subset(enc.labels, n, self.cfg.seed), max(1, n // 32)):
+                batch = collate(enc, chunk, self.pad_id)
+                batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
+                batches.append(batch)
+            self._ctx[n] = replace(self.token_context(), calibration=batches)
+        return self._ctx[n]
+
+
+def cache_key(teacher: Teacher, data: TaskData, cfg: RunConfig) -> str:
+    from autodistill.data import tokenizer_fingerprint
+
+    return hash_json(
+        {
+            "teacher": teacher.fingerprint,
+            "data": data.fingerprint,
+            "tokenizer": tokenizer_fingerprint(teacher.tokenizer),
+            "max_length": cfg.data.max_length,
+            "labels": teacher.label_order,
+        }
+    )[:24]
+
+
+def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
+    from autodistill.evaluate import task_metrics
+
+    data = load_task_data(cfg.data)
+    teacher = prepare_teacher(cfg, data, progress=progress)
+    encoded = {s: encode(getattr(data, s), teacher.tokenizer, cfg.data.max_length) for s in SPLITS}
+    cache = TeacherCache(home() / "cache", cache_key(teacher, data, cfg))
+    model = None if _cached(cache, encoded) else teacher.model(cfg)
+    outputs = (
+        cache.open(list(SPLITS), [], [])
+        if model is None
+        else cache.ensure(
+            model,
+            encoded,
+            teacher.pad_id,
+            label_order=teacher.label_order,
+            batch_size=cfg.distill.eval_batch_size,
+            progress=progress,
+            meta={"teacher": str(teacher.path), "data": data.source},
+        )
+    )
+    metrics = {
+        s: task_metrics(encoded[s].labels, outputs.logits(s).argmax(-1), cfg.data.metric)
+        for s in ("validation", "test")
+    }
+    return Prepared(cfg, data, teacher, encoded, cache, outputs, metrics, progress)
+
+
+def _cached(cache: TeacherCache, encoded: dict[str, Encoded]) -> bool:
+    return all(not cache._missing(s, [], []) for s in encoded)
+
+
+def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
+    d = cfg.distill
+    eval_every = d.eval_every
+    if d.mode == "proxy":
+        steps = d.proxy_steps
+    else:
+        steps = d.max_steps or steps_for_epochs(n_examples, d.batch_size, d.epochs)
+        # full runs check validation once per epoch by default and keep the best
+        eval_every = eval_every or min(steps, steps_for_epochs(n_examples, d.batch_size, 1))
+    return TrainSpec(
+        steps=steps,
+        batch_size=d.batch_size,
+        lr=d.lr,
+        weight_decay=d.weight_decay,
+        warmup_ratio=d.warmup_ratio,
+        max_grad_norm=d.max_grad_norm,
+        eval_every=eval_every,
+        device=d.device,
+        bf16=d.bf16,
+        seed=cfg.seed,
+        prune_after=d.prune_after,
+        prune_stages=d.prune_stages,
+        ema=d.ema,
+        dropout=d.dropout,
+    )
+
+
+def train_indices(prep: Prepared) -> np.ndarray:
+    """Proxy mode trains on a stratified subset; full mode on the whole train split."""
+    labels = prep.encoded["train"].labels
+    if prep.cfg.distill.mode == "proxy" and prep.cfg.distill.proxy_examples < len(labels):
+        return stratified_subset(labels, prep.cfg.distill.proxy_examples, prep.cfg.seed)
+    return np.arange(len(labels))
