@@ -43,10 +43,7 @@ def _how_to_load(kind: str, name: str) -> str:
 
 def model_card(r: dict[str, Any]) -> str:
     """Markdown with YAML front matter; ``r`` is the export's ``export.json`` record."""
-    s, t, pick, data = r["student"], r["teacher"], r["pick"], r["data"]
-    metric = r["metric"]
-    strategy = pick["strategy"]
-    loss = strategy["loss"]
+    s, t, pick = r["student"], r["teacher"], r["pick"]
     lines = [
         "---",
         "library_name: transformers",
@@ -59,14 +56,24 @@ def model_card(r: dict[str, Any]) -> str:
         f"Made by autodistill from study `{r['study']['name']}`: trial {pick['trial']} picked by {pick['rule']}"
         + (" (on the Pareto front)." if pick["on_front"] else " (not on the Pareto front: best under the rule)."),
         "",
-        *_candidates(pick.get("candidates") or [], pick.get("validation_examples"), metric),
+        *_candidates(pick.get("candidates") or [], pick.get("validation_examples"), r["metric"]),
         "## Use",
         "",
         _how_to_load(s["kind"], r.get("out_name", ".")),
     ]
     if s.get("lora_merged"):
         lines += ["The LoRA adapters used in training are merged into the weights; no peft needed.", ""]
-    lines += [
+    lines += _metrics(r)
+    if r["formats"].get("onnx"):
+        lines += _onnx_table(r)
+    lines += _strategy(r)
+    return "\n".join(lines)
+
+
+def _metrics(r: dict[str, Any]) -> list[str]:
+    """The teacher and the student side by side: quality, size and CPU latency."""
+    s, t, metric = r["student"], r["teacher"], r["metric"]
+    lines = [
         "## Metrics",
         "",
         f"Quality metric: {metric}. Test metrics of the student after {r['train']['mode_text']}; "
@@ -92,36 +99,48 @@ def model_card(r: dict[str, Any]) -> str:
             f"| CPU latency {key.removeprefix('latency_ms_')} (ms) | {_f(t['latency_ms'].get(key), 2)} "
             f"| {_f(s['latency_ms'][key], 2)} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         f"Latency: median of {r['latency']['repeats']} forward passes, {r['latency']['threads']} CPU thread(s), "
         f"sequence length {r['latency']['seq_len']}, teacher and student measured in the same process.",
         "",
     ]
-    if r["formats"].get("onnx"):
-        lines += [
-            "## ONNX and int8",
-            "",
-            f"| format | file | size MB | test {metric} | agreement with PyTorch | latency b1 (ms) "
-            "| latency b32 (ms) |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for name in ("pytorch", "onnx", "int8"):
-            f = r["formats"].get(name)
-            if f:
-                lat = f.get("latency_ms", {})
-                lines.append(
-                    f"| {name} | {f.get('file', '-')} | {_f(f.get('size_mb'), 2)} | {_f(f.get('test_quality'))} | "
-                    f"{_f(f.get('agreement'))} | {_f(lat.get('latency_ms_b1'), 2)} "
-                    f"| {_f(lat.get('latency_ms_b32'), 2)} |"
-                )
-        lines += [
-            "",
-            "onnxruntime, CPU, same threads and sequence length as above. int8: onnxruntime dynamic quantisation "
-            "(int8 weights, activations quantised at run time).",
-            "",
-        ]
-    lines += [
+
+
+def _onnx_table(r: dict[str, Any]) -> list[str]:
+    """One row per format written (PyTorch, ONNX, int8): file, size, quality, agreement, latency."""
+    lines = [
+        "## ONNX and int8",
+        "",
+        f"| format | file | size MB | test {r['metric']} | agreement with PyTorch | latency b1 (ms) "
+        "| latency b32 (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("pytorch", "onnx", "int8"):
+        f = r["formats"].get(name)
+        if f:
+            lat = f.get("latency_ms", {})
+            lines.append(
+                f"| {name} | {f.get('file', '-')} | {_f(f.get('size_mb'), 2)} | {_f(f.get('test_quality'))} | "
+                f"{_f(f.get('agreement'))} | {_f(lat.get('latency_ms_b1'), 2)} "
+                f"| {_f(lat.get('latency_ms_b32'), 2)} |"
+            )
+    return [
+        *lines,
+        "",
+        "onnxruntime, CPU, same threads and sequence length as above. int8: onnxruntime dynamic quantisation "
+        "(int8 weights, activations quantised at run time).",
+        "",
+    ]
+
+
+def _strategy(r: dict[str, Any]) -> list[str]:
+    """How the student was made (transforms, loss, training), the budget and search, the teacher and data."""
+    t, pick, data = r["teacher"], r["pick"], r["data"]
+    strategy = pick["strategy"]
+    loss = strategy["loss"]
+    return [
         "## Strategy",
         "",
         f"- Student transforms: {_steps(strategy['student'].get('transforms', []))}",
@@ -149,7 +168,6 @@ def model_card(r: dict[str, Any]) -> str:
         "`export.json` holds every number above; `autodistill_student.json` the student's resolved form.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _candidates(rows: list[dict[str, Any]], examples: int | None, metric: str) -> list[str]:
