@@ -9,16 +9,14 @@ of the next write) puts it back.
 
 Only exports are ever removed: every folder written here gets the export marker (``target.py``)
 first thing, the target is checked before the write and again at the swap, and a folder is removed
-only when it is an export (or empty).
+only when it is an export (or empty). The mechanism (temporary names, the exchange, file modes) is
+``autodistill/files.py``'s; the marker rules are this module's.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,21 +30,8 @@ from autodistill.export.target import (
     replaceable,
     write_marker,
 )
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically; False where the system cannot (then the caller falls back)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return rc == 0
+from autodistill.files import exchange as _exchange
+from autodistill.files import plain_modes, temp_beside
 
 
 def _aside(target: Path) -> Path:
@@ -114,14 +99,6 @@ def _refuse(target: Path, flag: str) -> None:
     raise ExportTargetError(f"The '{flag}' path '{target}' changed while the export was written; it was left as it is.")
 
 
-def _plain_modes(folder: Path) -> None:
-    """Give the folder the modes a plain mkdir/open would (mkdtemp/mkstemp make them private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in [folder, *folder.rglob("*")]:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-
-
 @contextmanager
 def atomic_folder(target: str | Path, flag: str = "--out") -> Iterator[Path]:
     """``with atomic_folder(out) as tmp:`` write everything into ``tmp``; on a clean exit it
@@ -135,11 +112,11 @@ def atomic_folder(target: str | Path, flag: str = "--out") -> Iterator[Path]:
     check_replaceable(target, flag)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(target)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp = temp_beside(target, "tmp-", folder=True)
     try:
         write_marker(tmp)
         yield tmp
-        _plain_modes(tmp)
+        plain_modes(tmp)
         swap_in(tmp, target, flag)
     except BaseException:
         if _removable(tmp):  # ours (it has the marker), unless a failed swap left something else there

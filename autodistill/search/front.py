@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from autodistill.files import open_replacing, write_json
 from autodistill.search.pareto import non_dominated
 from autodistill.search.study import feasible
 
@@ -52,21 +51,12 @@ def pareto_front(study: optuna.Study, objectives: list[str]) -> list[dict[str, A
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_front(study: optuna.Study, objectives: list[str], out_dir: Path, pick: int | None = None) -> list[Path]:
     """Write pareto.json, pareto.csv and pareto.png; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     front = pareto_front(study, objectives)
     js, cs, png = out_dir / "pareto.json", out_dir / "pareto.csv", out_dir / "pareto.png"
-    _atomic_write(
-        js, json.dumps({"study": study.study_name, "objectives": objectives, "front": front}, indent=2, default=str)
-    )
+    write_json(js, {"study": study.study_name, "objectives": objectives, "front": front})
     rows = [
         {
             "number": r["number"],
@@ -76,12 +66,10 @@ def write_front(study: optuna.Study, objectives: list[str], out_dir: Path, pick:
         }
         for r in front
     ]
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pareto.csv.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
+    with open_replacing(cs, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["number", *objectives, "mlflow_run_id", "params"])
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, cs)
     plot_front(study, objectives, front, png, pick)
     return [js, cs, png]
 
@@ -120,8 +108,8 @@ def plot_front(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with open_replacing(path, "wb") as fh:
+            fig.savefig(fh, format="png")
+    finally:
+        plt.close(fig)

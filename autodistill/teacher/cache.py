@@ -12,10 +12,7 @@ non-finite values) is removed with a warning and computed again.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,19 +24,14 @@ from tqdm.auto import tqdm
 
 from autodistill.data import Encoded, batch_indices, collate
 from autodistill.errors import AutodistillError, TeacherCacheError, TeacherError
+from autodistill.files import open_replacing, write_json
 from autodistill.teacher.cache_check import split_files, split_problem
 from autodistill.teacher.lock import filling
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_replacing(path, "wb") as fh:
+        np.save(fh, array)
 
 
 @dataclass
@@ -229,7 +221,7 @@ class TeacherCache:
             if progress:
                 print(f"teacher cache: writing {need / 1e6:.1f} MB to {self.folder}", flush=True)
         if meta is not None and not (self.folder / "meta.json").exists():
-            (self.folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+            write_json(self.folder / "meta.json", meta)
         for split, enc in encoded.items():
             missing = self._missing(split, hidden, attention, qkv, enc)
             if missing:

@@ -5,9 +5,6 @@ retrain it)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +15,7 @@ import numpy as np
 from autodistill.config.run import RunConfig
 from autodistill.data import Encoded, TaskData, encode, tokenizer_fingerprint
 from autodistill.errors import TeacherError
+from autodistill.files import replacing_folder
 from autodistill.fingerprint import hash_folder, hash_json, home
 from autodistill.teacher.folder import check_weights, read_json
 from autodistill.teacher.load import (
@@ -204,16 +202,8 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
 
 
 def _save_atomic_folder(folder: Path, model: Any, tokenizer: Any, info: dict[str, Any]) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    # another process may finish the same teacher first; theirs is equivalent and is kept
+    with replacing_folder(folder, keep_existing=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "teacher.json").write_text(json.dumps(info, indent=2))
-        if folder.exists():  # another process finished first; theirs is equivalent
-            shutil.rmtree(tmp)
-            return
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
