@@ -6,8 +6,8 @@ Optuna study, ``result.json``) and a stage can be rerun from them alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, get_args, get_type_hints
 
 from autodistill.errors import PickError
 
@@ -101,20 +101,36 @@ class TrainSpec:
 
 # the rule's caps: with any of them the pick is the best quality under them
 LIMIT_FIELDS = ("max_params", "max_latency_ms", "max_size_mb", "min_speedup")
-# the fields of a pick rule a user sets (besides ``candidates``), in the order messages list them
-RULE_FIELDS = (*LIMIT_FIELDS, "min_quality", "min_relative_quality", "trial")
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a rule field: ``max_params`` -> ``--max-params``."""
+    return "--" + name.replace("_", "-")
+
+
+def _rule_field(help: str, default: Any = None) -> Any:
+    # declared once: the CLI's flags, api.export's arguments and the config's export keys all read
+    # these fields (``rule_options``); ``help`` is the flag's help text
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class PickRule:
-    max_params: int | None = None
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
-    min_speedup: float | None = None
-    min_quality: float | None = None
-    min_relative_quality: float | None = None
-    trial: int | None = None
-    candidates: int = 1  # the best K under the limits are final-trained; the best validation wins
+    """How ``export`` picks a trial: caps, a quality floor, one trial, or nothing (the knee)."""
+
+    max_params: int | None = _rule_field("best quality with at most N parameters (total)")
+    max_latency_ms: float | None = _rule_field("best quality under this batch-1 latency (ms)")
+    max_size_mb: float | None = _rule_field("best quality under this size (MB)")
+    min_speedup: float | None = _rule_field(
+        "best quality at least X times faster than the teacher at batch 1 (as the search measured both)"
+    )
+    min_quality: float | None = _rule_field("smallest student with validation quality >= Q")
+    min_relative_quality: float | None = _rule_field("smallest student with validation quality >= R x the teacher's")
+    trial: int | None = _rule_field("export this trial number")
+    # the best K under the limits are final-trained; the best validation wins
+    candidates: int = _rule_field(
+        "with limits: train the best K trials in full and keep the best validation (K times the work; default 1)", 1
+    )
 
     def __post_init__(self) -> None:
         found = self.problem()
@@ -125,7 +141,7 @@ class PickRule:
     @staticmethod
     def _term(name: str) -> str:
         """How a message names a rule field: here its flag (the config's section names its key)."""
-        return "--" + name.replace("_", "-")
+        return flag_of(name)
 
     def problem(self) -> tuple[str, str] | None:
         """The first broken check, as (field, what is wrong), or None."""
@@ -173,3 +189,27 @@ class PickRule:
     def describe(self) -> str:
         given = self.given()
         return " ".join(f"{f} {v}" for f, v in given.items()) if given else "the knee of the Pareto front"
+
+
+# the fields of a pick rule a user sets (besides ``candidates``), in the order messages list them
+RULE_FIELDS = tuple(f.name for f in fields(PickRule) if f.name != "candidates")
+
+
+@dataclass(frozen=True)
+class RuleOption:
+    """One pick-rule field as a command-line flag or keyword argument."""
+
+    name: str
+    flag: str
+    type: type
+    help: str
+
+
+def rule_options() -> tuple[RuleOption, ...]:
+    """The fields of ``PickRule`` in order, each with its flag, value type and help."""
+    hints = get_type_hints(PickRule)
+    out = []
+    for f in fields(PickRule):
+        kinds = [t for t in get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
+        out.append(RuleOption(f.name, flag_of(f.name), kinds[0], f.metadata["help"]))
+    return tuple(out)

@@ -25,7 +25,7 @@ import numpy as np
 
 from autodistill.errors import PickError
 from autodistill.search.pareto import knee, non_dominated
-from autodistill.specs import PickRule
+from autodistill.specs import PickRule, flag_of
 
 __all__ = ["PickError", "PickRule", "knee_of", "pick", "pick_candidates"]
 
@@ -55,15 +55,12 @@ def size_mb(r: dict[str, Any]) -> float:
 def _violations(r: dict[str, Any], rule: PickRule, floor: float | None) -> dict[str, float]:
     """Relative amount by which a record breaks each limit (0 where it holds)."""
     out = {}
-    for flag, limit, value in (
-        ("--max-params", rule.max_params, parameters(r)),
-        ("--max-latency-ms", rule.max_latency_ms, latency_ms(r)),
-        ("--max-size-mb", rule.max_size_mb, size_mb(r)),
-    ):
+    for name, value in (("max_params", parameters(r)), ("max_latency_ms", latency_ms(r)), ("max_size_mb", size_mb(r))):
+        limit = getattr(rule, name)
         if limit is not None:
-            out[flag] = max(0.0, value / limit - 1.0)
+            out[flag_of(name)] = max(0.0, value / limit - 1.0)
     if rule.min_speedup is not None:
-        out["--min-speedup"] = max(0.0, 1.0 - speedup(r) / rule.min_speedup)
+        out[flag_of("min_speedup")] = max(0.0, 1.0 - speedup(r) / rule.min_speedup)
     if floor is not None:
         out["quality floor"] = max(0.0, (floor - quality(r)) / max(floor, 1e-12))
     return out
