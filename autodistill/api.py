@@ -1,4 +1,5 @@
-"""The Python API: one function per CLI command, taking a config path (or a loaded config).
+"""The Python API, the package's one public surface: one function per CLI command, taking a config
+path (or a loaded config), and the CLI is a thin face over it.
 
     from autodistill import api
 
@@ -9,6 +10,7 @@
 
 Every function takes ``overrides``, the same ``key.sub=value`` strings as the CLI's ``--set``,
 and returns the plain dicts the CLI prints. Progress bars are on unless ``progress=False``.
+``rule_options()`` lists the export rule's arguments (``autodistill.specs.PickRule``'s fields).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.config.run import RunConfig
+from autodistill.specs import PickRule, rule_options
+
+__all__ = ["distill", "evaluate", "export", "load", "pareto", "plan", "rule_options", "search", "teacher"]
 
 
 def load(config: str | Path | RunConfig, overrides: Sequence[str] = ()) -> RunConfig:
@@ -34,16 +39,88 @@ def load(config: str | Path | RunConfig, overrides: Sequence[str] = ()) -> RunCo
 
 def teacher(config: str | Path | RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
     """Fine-tune the teacher into the teacher home, or find it there: its path and metrics."""
-    from autodistill.commands import run_teacher
+    from autodistill.tasks import get_task
 
-    return run_teacher(load(config, overrides), progress=progress)
+    cfg = load(config, overrides)
+    return get_task(cfg).teacher(cfg, progress=progress)
 
 
 def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
-    """One fixed distillation (the config's student and loss): what ``result.json`` holds."""
-    from autodistill.commands import run_distill
+    """One fixed distillation (the config's student and loss). Writes the student folder,
+    ``config.resolved.yaml`` and ``result.json`` to output_dir, each replaced only when complete;
+    returns what ``result.json`` holds."""
+    from autodistill.components import validate_components
+    from autodistill.config import dump_config
+    from autodistill.evaluate.measure import measure_models
+    from autodistill.files import replacing_folder, write_json, write_text
+    from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks import get_task
 
-    return run_distill(load(config, overrides), progress=progress)
+    cfg = load(config, overrides)
+    task = get_task(cfg)
+    student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
+    validate_components(cfg)  # names and options checked before the data, teacher or training
+    prep = task.prepare(cfg, progress=progress)
+    run = task.distill(prep, student, loss)
+    test = task.shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the saved student sees it
+    seq_len = task.latency_seq_len(cfg, prep)
+    measured = measure_models([run.build.export_model(), prep.teacher_model()], cfg, seq_len)
+    out_dir = Path(cfg.output_dir)
+    result = _distill_result(cfg, prep, run, test, measured, seq_len, out_dir / "student")
+    with replacing_folder(out_dir / "student") as folder:
+        task.save_student(run.build, prep, folder)
+    write_text(out_dir / "config.resolved.yaml", dump_config(cfg))
+    write_json(out_dir / "result.json", result)
+    return result
+
+
+def _distill_result(
+    cfg: RunConfig, prep: Any, run: Any, test: dict[str, float], measured: list[dict], seq_len: int, path: Path
+) -> dict[str, Any]:
+    """``result.json``: the student and the teacher measured side by side, the training, the inputs."""
+    from autodistill.config import to_dict
+    from autodistill.evaluate.environment import versions
+    from autodistill.evaluate.measure import compare
+
+    s_meas, t_meas = measured
+    teacher_test = prep.teacher_metrics["test"]["quality"]
+    train = run.train
+    return {
+        "student": {
+            "validation": run.validation,
+            "test": test,
+            **s_meas,
+            "path": str(path),
+            "kind": run.build.resolved.get("kind"),
+            "resolved": run.build.resolved,
+        },
+        "teacher": {
+            **prep.teacher_metrics,
+            **t_meas,
+            "path": str(prep.teacher.path),
+            "finetuned": prep.teacher.finetuned,
+        },
+        "relative": {
+            **compare(s_meas, t_meas),
+            "test_quality_ratio": round(test["quality"] / max(1e-12, teacher_test), 4),
+        },
+        "train": {
+            "steps": train.steps,
+            "warmup_steps": run.warmup_steps,  # distill.prune_after: before the within-layer transforms
+            "seconds": round(train.seconds, 2),
+            "mode": cfg.distill.mode,
+            "best_step": train.best_step,
+            "evals": train.evals,
+            "final_loss": train.history[-1] if train.history else None,
+        },
+        "layer_weights": train.weights[-1] if train.weights else None,
+        "latency_seq_len": seq_len,
+        "labels": list(prep.data.label_names),
+        "metric": cfg.data.metric,
+        "fingerprints": {"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "cache": prep.cache.key},
+        "config": to_dict(cfg),
+        "versions": versions(),
+    }
 
 
 def evaluate(
@@ -54,9 +131,10 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Metrics, parameters, size and latency of a saved student or teacher on a split."""
-    from autodistill.commands import run_evaluate
+    from autodistill.tasks import get_task
 
-    return run_evaluate(load(config, overrides), str(model_dir), split=split, progress=progress)
+    cfg = load(config, overrides)
+    return get_task(cfg).evaluate_folder(cfg, str(model_dir), split, progress=progress)
 
 
 def plan(config: str | Path | RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
@@ -96,8 +174,8 @@ def pareto(
 ) -> dict[str, Any]:
     """The study's feasible Pareto front (``front``: one record per trial, with its number,
     parameters, objectives, metrics and MLflow run id); writes pareto.json, .csv and .png."""
-    from autodistill.search.run import setup
     from autodistill.search.front import pareto_front, write_front
+    from autodistill.search.run import setup
     from autodistill.search.study import open_existing
 
     cfg = load(config, overrides)
@@ -111,14 +189,6 @@ def pareto(
 def export(
     config: str | Path | RunConfig,
     *,
-    max_params: int | None = None,
-    max_latency_ms: float | None = None,
-    max_size_mb: float | None = None,
-    min_speedup: float | None = None,
-    min_quality: float | None = None,
-    min_relative_quality: float | None = None,
-    trial: int | None = None,
-    candidates: int | None = None,
     retrain: bool | None = None,
     formats: str | None = None,
     out: str | Path | None = None,
@@ -127,33 +197,24 @@ def export(
     study_name: str | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    **rule: Any,
 ) -> dict[str, Any]:
     """Pick a trial by the rule, train it at full length and export it.
 
-    Arguments left at None come from the config's ``export`` section; rule arguments given here
-    (``max_params`` ... ``trial``) replace its rule as a whole. No rule anywhere: the knee of the front.
+    Arguments left at None come from the config's ``export`` section. ``rule``: the fields of
+    ``autodistill.specs.PickRule`` (listed below), named as the CLI's flags without dashes; any of
+    them but ``candidates`` replaces the config's rule as a whole, ``candidates`` alone applies to
+    the config's rule. No rule anywhere: the knee of the front.
     """
-    from autodistill.export.pick import PickRule
     from autodistill.export.run import run_export
 
     cfg = load(config, overrides)
+    pick_rule, from_config = _pick_rule(cfg, rule)
     ex = cfg.export
-    given = {
-        "max_params": max_params,
-        "max_latency_ms": max_latency_ms,
-        "max_size_mb": max_size_mb,
-        "min_speedup": min_speedup,
-        "min_quality": min_quality,
-        "min_relative_quality": min_relative_quality,
-        "trial": trial,
-    }
-    if any(v is not None for v in given.values()):
-        rule = PickRule(**given, candidates=1 if candidates is None else candidates)
-    else:  # the config's rule (run_export reads it itself, and says so)
-        rule = None if candidates is None else replace(ex.rule(), candidates=candidates)
     return run_export(
         cfg,
-        rule,
+        pick_rule,
+        from_config=from_config,
         formats=ex.formats if formats is None else formats,
         out=ex.out if out is None else str(out),
         retrain=ex.retrain if retrain is None else retrain,
@@ -162,3 +223,25 @@ def export(
         study_name=study_name,
         progress=progress,
     )
+
+
+def _pick_rule(cfg: RunConfig, given: dict[str, Any]) -> tuple[PickRule, bool]:
+    """The rule the arguments give, else the config's; and whether it is the config's section as
+    written (so messages name its keys). Decided here only: ``run_export`` takes the rule as given."""
+    known = [o.name for o in rule_options()]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise TypeError(
+            f"export() got an unexpected keyword argument {unknown[0]!r}; the rule's arguments are {', '.join(known)}."
+        )
+    limits = {k: v for k, v in given.items() if v is not None and k != "candidates"}
+    candidates = given.get("candidates")
+    if limits:
+        return PickRule(**limits, candidates=1 if candidates is None else candidates), False
+    rule = cfg.export.rule()
+    if candidates is not None:
+        return replace(rule, candidates=candidates), False
+    return rule, rule != PickRule()
+
+
+export.__doc__ = (export.__doc__ or "") + "".join(f"\n    ``{o.name}``: {o.help}." for o in rule_options()) + "\n"

@@ -1,4 +1,5 @@
-"""The command line: a table of commands -> functions (the functions live in commands.py)."""
+"""The command line: a table of commands -> functions. It parses and prints; the work is ``api``'s,
+one function per command, with the same arguments (the export rule's flags are ``PickRule``'s fields)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from autodistill import api
 from autodistill.errors import AutodistillError
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from autodistill.config import load_config
-
-    return load_config(args.config, args.set)
+    return api.load(args.config, args.set)
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from autodistill.commands import run_teacher
-
-    info = run_teacher(_load(args), progress=not args.quiet)
+    info = api.teacher(_load(args), progress=not args.quiet)
     if info.get("finetuned"):
         val = info.get("validation", {})
         print(f"teacher: {info['path']}")
@@ -33,10 +31,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from autodistill.commands import run_distill
-
     cfg = _load(args)
-    result = run_distill(cfg, progress=not args.quiet)
+    result = api.distill(cfg, progress=not args.quiet)
     s, t, r = result["student"], result["teacher"], result["relative"]
     metric = result["metric"]
     print(f"student saved to {s['path']}  ({cfg.output_dir}/result.json)")
@@ -59,9 +55,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from autodistill.commands import run_evaluate
-
-    out = run_evaluate(_load(args), args.model, split=args.split, progress=not args.quiet)
+    out = api.evaluate(_load(args), args.model, split=args.split, progress=not args.quiet)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -90,8 +84,6 @@ def _front_table(front: list[dict], objectives: list[str]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from autodistill import api
-
     out = api.plan(_load(args), progress=not args.quiet)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
@@ -124,7 +116,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from autodistill import api
     from autodistill.config.run import SearchConfig
     from autodistill.config.schema import check_as
 
@@ -143,8 +134,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from autodistill import api
-
     cfg = _load(args)
     out = api.pareto(cfg, storage=args.storage, study_name=args.study_name)
     print(
@@ -156,18 +145,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autodistill import api
-
+    rule = {o.name: getattr(args, o.name) for o in api.rule_options()}
     r = api.export(
         _load(args),
-        max_params=args.max_params,
-        max_latency_ms=args.max_latency_ms,
-        max_size_mb=args.max_size_mb,
-        min_speedup=args.min_speedup,
-        min_quality=args.min_quality,
-        min_relative_quality=args.min_relative_quality,
-        trial=args.trial,
-        candidates=args.candidates,
+        **rule,
         formats=args.formats,
         out=args.out,
         retrain=False if args.no_retrain else None,
@@ -209,29 +190,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
-    p.add_argument("--max-params", type=int, default=None, help="best quality with at most N parameters (total)")
-    p.add_argument("--max-latency-ms", type=float, default=None, help="best quality under this batch-1 latency (ms)")
-    p.add_argument("--max-size-mb", type=float, default=None, help="best quality under this size (MB)")
-    p.add_argument(
-        "--min-speedup",
-        type=float,
-        default=None,
-        help="best quality at least X times faster than the teacher at batch 1 (as the search measured both)",
-    )
-    p.add_argument("--min-quality", type=float, default=None, help="smallest student with validation quality >= Q")
-    p.add_argument(
-        "--min-relative-quality",
-        type=float,
-        default=None,
-        help="smallest student with validation quality >= R x the teacher's",
-    )
-    p.add_argument("--trial", type=int, default=None, help="export this trial number")
-    p.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        help="with limits: train the best K trials in full and keep the best validation (K times the work; default 1)",
-    )
+    for o in api.rule_options():  # unset (None): the config's export rule
+        p.add_argument(o.flag, type=o.type, default=None, help=o.help)
     p.add_argument(
         "--no-retrain",
         action="store_true",

@@ -62,6 +62,8 @@ def study_records(study: Any, objectives: list[str]) -> tuple[list[dict[str, Any
 def run_export(
     cfg: RunConfig,
     rule: PickRule | None = None,
+    *,
+    from_config: bool = False,
     formats: str | tuple[str, ...] = ("hf",),
     out: str | Path | None = None,
     retrain: bool = True,
@@ -75,10 +77,7 @@ def run_export(
     from autodistill.search.study import open_existing, trained_trials
 
     task = get_task(cfg)
-    from_config = False
-    if rule is None:
-        rule = cfg.export.rule()
-        from_config = rule != PickRule()
+    rule = rule or PickRule()  # the API resolves "no rule given" against the config's
     fmts = parse_formats(formats, task)
     if rule.candidates > 1 and not retrain:
         raise PickError(

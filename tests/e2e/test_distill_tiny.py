@@ -71,7 +71,7 @@ def test_teacher_distill_evaluate(tiny_run, capsys):
 
 def test_teacher_is_reused_and_not_retrained_by_student_settings(tiny_run, capsys):
     path, tmp = tiny_run
-    from autodistill.commands import run_teacher
+    from autodistill.api import teacher as run_teacher
     from autodistill.config import load_config
 
     first = run_teacher(load_config(path), progress=False)
