@@ -10,7 +10,6 @@ the card (``README.md``) and, when asked, ``onnx/model.onnx`` and ``onnx/model.i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -306,9 +305,9 @@ def _data_record(prep: Any) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from autodistill.files import json_default
+    from autodistill.files import write_json
 
-    path.write_text(json.dumps(obj, indent=2, default=json_default))
+    write_json(path, obj)
 
 
 def _log_mlflow(
