@@ -27,3 +27,27 @@ def _isolated_home(request, tmp_path_factory, monkeypatch):
     else:
         home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("AUTODISTILL_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on 127.0.0.1 for the whole session (tests/pg.py), started at first use
+    and stopped at the end. scripts/test.sh sets AUTODISTILL_REQUIRE_POSTGRES=1, so that in CI a
+    missing server or driver fails instead of skipping."""
+    from pg import postgres, server_bin
+
+    missing = "PostgreSQL's server (initdb, pg_ctl)" if server_bin() is None else None
+    try:
+        import psycopg2  # noqa: F401  (tests/pg.py makes its databases with it)
+        from sqlalchemy.dialects import postgresql
+
+        postgresql.dialect.import_dbapi()  # the driver that postgresql:// URLs open with
+    except ImportError:
+        missing = "a PostgreSQL driver (the 'postgres' extra)"
+    if missing:
+        reason = f"{missing} is not installed; scripts/setup.sh and scripts/test.sh install both"
+        if os.environ.get("AUTODISTILL_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with postgres() as server:
+        yield server

@@ -24,16 +24,14 @@ from autodistill.search.gate import BudgetGate, Refusal
 from autodistill.search.objective import Outcome, ProxyObjective
 from autodistill.search.space import SearchSpace, check_components, load_space
 from autodistill.search.study import (
-    WORKER_ATTR,
-    Heartbeat,
     default_storage,
-    fail_stale_trials,
     open_study,
     running_elsewhere,
+    shown_url,
     study_identity,
     trained_trials,
-    worker_id,
 )
+from autodistill.search.workers import Liveness, end_deadline, make_storage, study_deadline
 
 _RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
@@ -85,7 +83,9 @@ class Search:
         identity = study_identity(
             cfg, self.s.space.fingerprint_dict(), self.prep.teacher.fingerprint, self.prep.data.fingerprint
         )
-        self.study = open_study(cfg, self.s.storage, self.s.study_name, identity)
+        storage = make_storage(self.s.storage, cfg.search.stale_after)
+        self.study = open_study(cfg, storage, self.s.study_name, identity)
+        self.live = Liveness(self.study, storage, cfg.search.stale_after)
         self.stop_rule = MedianInBucket.from_config(cfg.search.pruning)
         self.objective = ProxyObjective(cfg, self.s.space, self.task, self.prep, self.gate, self.stop_rule, self._peers)
         self.tracker = open_tracker(cfg, self.s.study_name)
@@ -93,17 +93,19 @@ class Search:
 
     def run(self, n_trials: int | None = None, timeout: float | None = None) -> dict[str, Any]:
         cfg, study = self.cfg, self.study
-        n_trials, timeout = n_trials or cfg.search.n_trials, timeout or cfg.search.timeout
+        n_trials = n_trials or cfg.search.n_trials
+        # the trial count and the deadline are the study's: every worker sharing it stops at both
+        deadline = study_deadline(study, timeout or cfg.search.timeout)
         start = time.perf_counter()
         self._resume()
         bar = tqdm(total=n_trials, initial=min(len(trained_trials(study)), n_trials), desc="search",
                    disable=not self.progress, dynamic_ncols=True)  # fmt: skip
         refusals = 0
         try:
-            # other workers' trials in flight count too, so that workers sharing a study stop at n_trials
-            while len(trained_trials(study)) + len(running_elsewhere(study)) < n_trials:
-                if timeout is not None and time.perf_counter() - start > timeout:
-                    break
+            while (step := self._next_step(n_trials, deadline)) != "stop":
+                if step == "wait":
+                    time.sleep(self.live.poll)
+                    continue
                 if self._one_trial() == "refused":
                     refusals += 1
                     self._check_refusals(refusals)
@@ -113,11 +115,13 @@ class Search:
                 bar.set_postfix(front=len(self._update_front()), refresh=True)
         finally:
             bar.close()
+        if len(trained_trials(study)) >= n_trials and not running_elsewhere(study):
+            end_deadline(study)
         front = self._update_front()
         self.tracker.end_study("FINISHED")
         return {
             "study": self.s.study_name,
-            "storage": self.s.storage,
+            "storage": shown_url(self.s.storage),
             "trained": len(trained_trials(study)),
             "front": front,
             "seconds": round(time.perf_counter() - start, 1),
@@ -126,9 +130,8 @@ class Search:
 
     def _one_trial(self) -> str:
         """Ask, admit, train, tell: one trial, like Optuna's own ``_run_trial``."""
-        trial = self.study.ask()
-        trial.set_user_attr(WORKER_ATTR, worker_id())
-        with Heartbeat(trial, interval=min(30.0, self.cfg.search.stale_after / 4)):
+        trial = self.live.ask()
+        with self.live.beat(trial):
             admitted = self.objective.admit(trial)
             if isinstance(admitted, Refusal):
                 trial.set_user_attr("refused", admitted.reason)
@@ -167,9 +170,24 @@ class Search:
         status = _RUN_STATUS[outcome.state]
         self.tracker.finish_trial(run_id, outcome.metrics, outcome.resolved, status, outcome.reason or None)
 
+    def _next_step(self, n_trials: int, deadline: float | None) -> str:
+        """What to do next: "trial"; "wait" while other workers run the trials that would bring the
+        study to ``n_trials`` (one of them may die, and its trial be retried here); or "stop"."""
+        if deadline is not None and time.time() > deadline:
+            return "stop"
+        dead = self.live.fail_dead()
+        if dead:
+            self.tracker.fail_stale({t.number for t in self.study.get_trials(deepcopy=False)} - set(dead))
+            if self.progress:
+                print(f"trial(s) {dead} of a dead worker marked FAILED; their parameters are tried again")
+        trained = len(trained_trials(self.study))
+        if trained >= n_trials:
+            return "stop"
+        return "wait" if trained + len(running_elsewhere(self.study)) >= n_trials else "trial"
+
     def _resume(self) -> None:
         """Fail the trials a killed run left RUNNING (and their MLflow runs); record the study."""
-        stale = fail_stale_trials(self.study, self.cfg.search.stale_after)
+        stale = self.live.fail_dead()
         self.tracker.fail_stale({t.number for t in running_elsewhere(self.study)})
         sp = self.s.space
         study = {"space": sp.name, "objectives": self.objectives, "sampler": self.cfg.search.sampler}

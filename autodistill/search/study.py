@@ -99,17 +99,19 @@ def open_storage(storage: str, **options: Any) -> str | optuna.storages.RDBStora
     where = f"The study storage {shown_url(storage)!r} (--storage / search.storage)"
     try:
         return _creating_tables(lambda: optuna.storages.RDBStorage(storage, **options))
-    except ModuleNotFoundError as err:
+    except ImportError as err:  # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError
+        missing = err if isinstance(err, ModuleNotFoundError) else err.__cause__
         raise ConfigError(
-            f"{where} needs the database driver {err.name!r}, which is not installed. "
-            "For PostgreSQL: pip install 'autodistill-kd[postgres]'."
+            f"{where} needs the database driver {getattr(missing, 'name', None) or '(unknown)'!r}, which is not "
+            "installed. For PostgreSQL: pip install 'autodistill-kd[postgres]'; for another database, "
+            "its SQLAlchemy driver."
         ) from None
     except sqlalchemy.exc.ArgumentError as err:  # not a URL, or a dialect SQLAlchemy does not know
         raise ConfigError(
             f"{where} is not a database URL Optuna can open ({err}). "
             "Use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
         ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as err:
+    except sqlalchemy.exc.SQLAlchemyError as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise ConfigError(
             f"{where} cannot be opened: {reason}. Check that the database server runs and accepts "

@@ -42,17 +42,30 @@ class Tracker:
         self.uri = uri
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
+            from mlflow.exceptions import MlflowException
+
             location = Path(artifact_dir).resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            try:
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            except MlflowException:  # another worker created it a moment ago
+                exp = self.client.get_experiment_by_name(experiment)
+                if exp is None:
+                    raise
+                self.experiment_id = exp.experiment_id
         else:
             self.experiment_id = exp.experiment_id
         self.study_name = study_name
         self.parent_id = self._parent(reopen)
 
-    def _parent(self, reopen: bool = True) -> str:
+    def _parents(self) -> list[Any]:
+        """The study's parent runs, the first created first (by start time, then id)."""
         found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{self.study_name}'"
         )
+        return sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
+
+    def _parent(self, reopen: bool = True) -> str:
+        found = self._parents()
         if found:
             run_id = found[0].info.run_id
             if reopen and found[0].info.status != "RUNNING":
@@ -61,7 +74,14 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id, run_name=f"study {self.study_name}", tags={ROLE: "study", STUDY: self.study_name}
         )
-        return run.info.run_id
+        # Workers started together may each have found none and made one: after a moment, in which
+        # any other worker that searched before this one finishes making its own, all of them see
+        # the same runs and keep the first; the others are deleted by the workers that made them.
+        time.sleep(0.5)
+        first = self._parents()[0].info.run_id
+        if first != run.info.run_id:
+            self.client.delete_run(run.info.run_id)
+        return first
 
     def fail_stale(self, live_trials: set[int] = frozenset()) -> int:
         """End as FAILED the trial runs a killed process left RUNNING; the runs of ``live_trials``
