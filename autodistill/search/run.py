@@ -132,7 +132,12 @@ class Search:
         """Ask, admit, train, tell: one trial, like Optuna's own ``_run_trial``."""
         trial = self.live.ask()
         with self.live.beat(trial):
-            admitted = self.objective.admit(trial)
+            try:
+                admitted = self.objective.admit(trial)
+            except BaseException as err:  # a fault while sampling or planning: never leave the trial RUNNING
+                trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
             if isinstance(admitted, Refusal):
                 trial.set_user_attr("refused", admitted.reason)
                 trial.set_constraint("budget", admitted.violation)

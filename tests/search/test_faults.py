@@ -101,3 +101,22 @@ def test_a_real_fault_in_every_trial_stops_the_search_with_its_reason(tiny_searc
     assert len(st.get_trials(states=(TrialState.FAIL,))) == 3
     assert not st.get_trials(states=(TrialState.RUNNING,))
     assert not st.get_trials(states=(TrialState.COMPLETE,))
+
+
+def test_a_fault_while_admitting_a_trial_leaves_it_failed_not_running(tiny_search, monkeypatch):  # noqa: F811
+    from autodistill.search.objective import ProxyObjective
+    from autodistill.search.run import Search
+
+    path, tmp = tiny_search
+
+    def broken(self, trial):
+        raise RuntimeError("planning blew up")
+
+    monkeypatch.setattr(ProxyObjective, "admit", broken)
+    with pytest.raises(RuntimeError, match="planning blew up"):
+        Search(load_config(path, ["search.n_trials=2"]), progress=False).run()
+    st = _study(tmp)
+    assert [t.user_attrs["error"] for t in st.get_trials(states=(TrialState.FAIL,))] == [
+        "RuntimeError: planning blew up"
+    ]
+    assert not st.get_trials(states=(TrialState.RUNNING,))
