@@ -20,7 +20,6 @@ from autodistill.config.run import EXPORT_FORMATS as FORMATS
 from autodistill.config.run import RunConfig
 from autodistill.errors import ConfigError
 from autodistill.export.atomic import atomic_folder
-from autodistill.export.card import model_card
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 from autodistill.export.target import export_target, out_flag
@@ -149,7 +148,7 @@ def _write_folder(
     plot_front(study, objectives, front, folder / "pareto.png", pick=chosen["number"])
     result["formats"].update(task.export_formats(final, prep, folder, fmts))
     _write_json(folder / "export.json", result)
-    (folder / "README.md").write_text(model_card(result))
+    (folder / "README.md").write_text(task.model_card(result))
 
 
 def _final_of(

@@ -87,6 +87,11 @@ class Task(ABC):
     def evaluate_folder(self, cfg: RunConfig, model_dir: str, split: str, progress: bool = True) -> dict[str, Any]:
         """Metrics, parameters, size and latency of a saved student or teacher folder on ``split``."""
 
+    @abstractmethod
+    def model_card(self, result: dict[str, Any]) -> str:
+        """The export's model card (``README.md``, Markdown with front matter) from its ``export.json``
+        record: how to load the student, its quality and speed beside the teacher's, how it was made."""
+
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
         """Write the formats beyond the HF folder into ``folder``; returns what the card reports of
         each. The default writes none."""

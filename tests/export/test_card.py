@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from autodistill.export.card import model_card
+from autodistill.tasks.sequence_classification.card import model_card
 
 LAT = {"latency_ms_b1": 9.87, "latency_ms_b32": 65.4}
 RECORD = {
@@ -139,7 +139,7 @@ def test_stock_card_needs_transformers_alone():
 
 
 def test_candidates_line_gives_the_validation_noise_for_accuracy_only():
-    from autodistill.export.card import _candidates
+    from autodistill.tasks.sequence_classification.card import _candidates
 
     rows = [
         {"trial": 3, "proxy_validation": 0.80, "final_validation": 0.85},

@@ -100,3 +100,8 @@ class SequenceClassification(Task):
         from autodistill.tasks.sequence_classification import onnx_formats
 
         return onnx_formats.onnx_formats(final, prep, folder, formats)
+
+    def model_card(self, result: dict[str, Any]) -> str:
+        from autodistill.tasks.sequence_classification.card import model_card
+
+        return model_card(result)
