@@ -17,8 +17,8 @@ import numpy as np
 from common import FAST_SEARCH
 
 from autodistill.config import load_config
-from autodistill.search.run import Search
 from autodistill.search.pareto import hypervolume_2d
+from autodistill.search.run import Search
 
 
 def main() -> None:
