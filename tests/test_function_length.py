@@ -37,3 +37,28 @@ def test_the_length_check_can_fail(tmp_path):
     f = tmp_path / "long.py"
     f.write_text(f"def too_long():\n{body}\n")
     assert long_functions(f) == [f"too_long ({LIMIT + 1} lines, line 1)"]
+
+
+def attributes_set_outside_init(path: Path, class_name: str) -> list[str]:
+    """``self.x = ...`` (or ``+=``) in any method of ``class_name`` but ``__init__``."""
+    cls = next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef) and n.name == class_name)
+    found = []
+    for method in (m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name != "__init__"):
+        for node in ast.walk(method):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for t in targets:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                    found.append(f"{method.name} sets self.{t.attr}")
+    return found
+
+
+def test_the_search_sets_its_attributes_only_in_init():
+    assert attributes_set_outside_init(PKG / "search" / "run.py", "Search") == []
+
+
+def test_the_attribute_check_can_fail(tmp_path):
+    f = tmp_path / "late.py"
+    f.write_text(
+        "class Search:\n    def __init__(self):\n        self.a = 1\n\n    def run(self):\n        self.b = 2\n"
+    )
+    assert attributes_set_outside_init(f, "Search") == ["run sets self.b"]
