@@ -75,6 +75,31 @@ def _params(t) -> str:
     return json.dumps(t.params, sort_keys=True)
 
 
+OPEN_AT = """
+import sys, time
+from autodistill.search.study import open_storage
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+open_storage(sys.argv[1])
+"""
+
+
+@pytest.mark.subprocess
+def test_workers_opening_an_empty_database_together_all_get_in(postgres_server):
+    """Each worker creates Optuna's tables in an empty database at the same instant: PostgreSQL
+    refuses all but one CREATE with a duplicate key (with Optuna alone, most of them failed)."""
+    url = postgres_server.create_database("empty_together")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    at = str(time.time() + 8)  # after every process has imported Optuna
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT, url, at], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e[-1500:] for e in errs if e]
+    optuna.create_study(storage=url, study_name="usable")  # the tables are whole
+
+
 @pytest.mark.subprocess
 def test_three_workers_share_one_postgres_study(tiny_search, postgres_server):  # noqa: F811
     path, tmp = tiny_search
