@@ -23,6 +23,7 @@ from autodistill.export.atomic import atomic_folder
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 from autodistill.export.target import export_target, out_flag
+from autodistill.search.study import shown_url
 from autodistill.tasks import Task, get_task
 
 
@@ -195,7 +196,7 @@ def _result(
     return {
         "study": {
             "name": s.study_name,
-            "storage": s.storage,
+            "storage": shown_url(s.storage),
             "space": s.space.name,
             "objectives": objectives,
             "trained": trained,

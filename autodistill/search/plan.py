@@ -12,6 +12,7 @@ import numpy as np
 from autodistill.config.run import RunConfig
 from autodistill.losses import cached_needs
 from autodistill.search.space import SpaceFile
+from autodistill.search.study import shown_url
 from autodistill.specs import Step
 
 
@@ -37,7 +38,7 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps
     out = {
         "space": s.space.name,
         "space_size": s.space.size(),
-        "storage": s.storage,
+        "storage": shown_url(s.storage),
         "study_name": s.study_name,
         "proxy_steps": s.space.spec.proxy_steps,
         "proxy_examples": s.space.spec.proxy_examples,
