@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -106,12 +107,13 @@ class Search:
                 if step == "wait":
                     time.sleep(self.live.poll)
                     continue
-                if self._one_trial() == "refused":
+                state = self._one_trial()
+                if state == "refused":
                     refusals += 1
                     self._check_refusals(refusals)
                     continue
                 refusals = 0
-                bar.update(1)
+                bar.update(state != "taken over")
                 bar.set_postfix(front=len(self._update_front()), refresh=True)
         finally:
             bar.close()
@@ -148,7 +150,16 @@ class Search:
             run_id = self.tracker.start_trial(trial.number, {**trial.params, "predicted_parameters": n_params})
             trial.set_user_attr("mlflow_run_id", run_id)
             outcome = self.objective.train(trial, sample, n_params)
-            self._tell(trial, outcome, run_id)
+            try:
+                self._tell(trial, outcome, run_id)
+            except UpdateFinishedTrialError:
+                # another worker failed this trial while this one was silent past search.stale_after,
+                # and its retry stands: this result is dropped and the worker goes on
+                why = f"trial {trial.number} was failed by another worker while this one was silent; its retry stands"
+                self.tracker.finish_trial(run_id, {}, None, "FAILED", why)
+                if self.progress:
+                    print(why)
+                return "taken over"
         if outcome.interrupted:
             raise KeyboardInterrupt
         self.failures.add(outcome.state, outcome.reason)

@@ -120,3 +120,29 @@ def test_a_fault_while_admitting_a_trial_leaves_it_failed_not_running(tiny_searc
         "RuntimeError: planning blew up"
     ]
     assert not st.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_a_trial_another_worker_failed_meanwhile_is_dropped_and_the_worker_goes_on(tiny_search, monkeypatch):  # noqa: F811
+    """A worker silent past search.stale_after has its trial failed (and retried) by another; when it
+    reports, its result is dropped, not a crash."""
+    from autodistill.search.objective import ProxyObjective
+    from autodistill.search.run import Search
+
+    path, tmp = tiny_search
+    real = ProxyObjective._train
+    stolen = []
+
+    def slow_then_stolen(self, trial, sample, n_params):
+        outcome = real(self, trial, sample, n_params)
+        if not stolen:  # the first trial: another worker fails it while this one trains
+            _study(tmp).tell(trial.number, state=TrialState.FAIL)
+            stolen.append(trial.number)
+        return outcome
+
+    monkeypatch.setattr(ProxyObjective, "_train", slow_then_stolen)
+    out = Search(load_config(path, ["search.n_trials=2"]), progress=False).run()
+    assert out["trained"] == 2
+    st = _study(tmp)
+    assert [t.number for t in st.get_trials(states=(TrialState.FAIL,))] == stolen
+    assert len(st.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert not st.get_trials(states=(TrialState.RUNNING,))
