@@ -13,6 +13,7 @@ from typing import Any
 ROLE, STUDY = "autodistill.role", "autodistill.study"
 TRIAL, PARETO = "autodistill.trial", "autodistill.pareto"
 REASON = "autodistill.reason"
+KIND = "mlflow.experimentKind"  # MLflow's own tag: model training, not GenAI
 
 
 def default_uri(output_dir: str | Path) -> str:
@@ -54,6 +55,9 @@ class Tracker:
                 self.experiment_id = exp.experiment_id
         else:
             self.experiment_id = exp.experiment_id
+        if (exp.tags if exp is not None else {}).get(KIND) is None:
+            # the UI opens an experiment by its kind; left unset, MLflow 3 may show its GenAI overview
+            self.client.set_experiment_tag(self.experiment_id, KIND, "custom_model_development")
         self.study_name = study_name
         self.parent_id = self._parent(reopen)
 
