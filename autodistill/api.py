@@ -152,18 +152,29 @@ def search(
     study_name: str | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    more: int | None = None,
 ) -> dict[str, Any]:
-    """Run the search, or continue the same study, until it holds ``n_trials`` trained trials."""
+    """Run the search, or continue the same study, until it holds ``n_trials`` trained trials, or
+    ``more`` trained trials beyond those it holds now (to go on after a finished search)."""
     from autodistill.config.run import SearchConfig
     from autodistill.config.schema import check_as
+    from autodistill.errors import ConfigError
     from autodistill.search.run import Search
 
     # None takes the config's value; anything given must pass the config's own check of that key
-    for key, value in (("n_trials", n_trials), ("timeout", timeout)):
+    for key, value, name in (
+        ("n_trials", n_trials, "n_trials"),
+        ("timeout", timeout, "timeout"),
+        ("n_trials", more, "more"),
+    ):
         if value is not None:
-            check_as(SearchConfig, key, value, f"{key!r} argument of api.search", f"search.{key}")
+            check_as(SearchConfig, key, value, f"{name!r} argument of api.search", f"search.{key}")
+    if more is not None and n_trials is not None:
+        raise ConfigError(
+            "Give the search either a total of trained trials (--n-trials) or more of them (--more), not both."
+        )
     cfg = load(config, overrides)
-    return Search(cfg, storage=storage, study_name=study_name, progress=progress).run(n_trials, timeout)
+    return Search(cfg, storage=storage, study_name=study_name, progress=progress).run(n_trials, timeout, more)
 
 
 def pareto(

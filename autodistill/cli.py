@@ -119,12 +119,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autodistill.config.run import SearchConfig
     from autodistill.config.schema import check_as
 
-    for key, flag in (("n_trials", "--n-trials"), ("timeout", "--timeout")):
-        value = getattr(args, key)
+    for key, flag, value in (("n_trials", "--n-trials", args.n_trials), ("timeout", "--timeout", args.timeout),
+                             ("n_trials", "--more", args.more)):  # fmt: skip
         if value is not None:  # unset takes the config's value
             check_as(SearchConfig, key, value, f"{flag!r} flag", f"search.{key}")
     cfg = _load(args)
-    out = api.search(cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet)
+    out = api.search(
+        cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet, more=args.more
+    )
     print(
         f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
         f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)"
@@ -211,6 +213,12 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
     p.add_argument("--n-trials", type=int, default=None, help="the study's total of trained trials (not an increment)")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.add_argument(
+        "--more",
+        type=int,
+        default=None,
+        help="train N more trials than the study holds (goes on after a finished search)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -92,9 +92,11 @@ class Search:
         self.tracker = open_tracker(cfg, self.s.study_name)
         self.failures = FailureStreak(limit=3)
 
-    def run(self, n_trials: int | None = None, timeout: float | None = None) -> dict[str, Any]:
+    def run(self, n_trials: int | None = None, timeout: float | None = None, more: int | None = None) -> dict[str, Any]:
+        """Trials until the study holds ``n_trials`` trained ones (default ``search.n_trials``), or
+        ``more`` beyond those it holds now."""
         cfg, study = self.cfg, self.study
-        n_trials = n_trials or cfg.search.n_trials
+        n_trials = len(trained_trials(study)) + more if more else n_trials or cfg.search.n_trials
         # the trial count and the deadline are the study's: every worker sharing it stops at both
         deadline = study_deadline(study, timeout or cfg.search.timeout)
         start = time.perf_counter()

@@ -21,8 +21,8 @@ def stub_search(tmp_path, monkeypatch):
         def __init__(self, cfg, **kw):
             pass
 
-        def run(self, n_trials=None, timeout=None):
-            calls.append((n_trials, timeout))
+        def run(self, n_trials=None, timeout=None, more=None):
+            calls.append((n_trials, timeout) if more is None else (n_trials, timeout, more))
             return {"study": "s", "trained": 0, "seconds": 0.0, "front": [], "objectives": ["quality"]}
 
     monkeypatch.setattr("autodistill.search.run.Search", Recorder)
@@ -39,6 +39,8 @@ def stub_search(tmp_path, monkeypatch):
         (["--timeout", "-5"], "The '--timeout' flag must be > 0, like the config's 'search.timeout'. Got -5.0"),
         (["--timeout", "0"], "The '--timeout' flag must be > 0"),
         (["--timeout", "nan"], "The '--timeout' flag must be > 0"),
+        (["--more", "0"], "The '--more' flag must be >= 1, like the config's 'search.n_trials'. Got 0"),
+        (["--more", "2", "--n-trials", "3"], "either a total of trained trials (--n-trials) or more of them (--more)"),
     ],
 )
 def test_bad_search_flags_are_refused(stub_search, capsys, flags, needle):
@@ -52,7 +54,8 @@ def test_good_search_flags_reach_the_search(stub_search, capsys):
     path, calls = stub_search
     assert main(["search", str(path), "--quiet", "--n-trials", "3", "--timeout", "60"]) == 0
     assert main(["search", str(path), "--quiet"]) == 0
-    assert calls == [(3, 60.0), (None, None)]
+    assert main(["search", str(path), "--quiet", "--more", "4"]) == 0
+    assert calls == [(3, 60.0), (None, None), (None, None, 4)]
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,7 @@ def test_good_search_flags_reach_the_search(stub_search, capsys):
         ({"n_trials": -1}, "The 'n_trials' argument of api.search must be >= 1"),
         ({"n_trials": 2.5}, "The 'n_trials' argument of api.search must be a whole number"),
         ({"timeout": -5}, "The 'timeout' argument of api.search must be > 0"),
+        ({"more": 0}, "The 'more' argument of api.search must be >= 1"),
     ],
 )
 def test_bad_api_search_arguments_are_refused(stub_search, kw, needle):
