@@ -112,7 +112,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"for {out['n_trials']} trained trials (one-off cache fills not included)"
         )
     print("budget feasible" if out["budget_feasible"] else "budget NOT feasible: no sampled student meets it")
+    print(_fidelity_line(out.get("proxy_fidelity")))
     return 0
+
+
+def _fidelity_line(rec: dict | None) -> str:
+    """How far the space's proxies rank students as full training does, as last measured."""
+    if not rec:
+        return "proxy fidelity: not measured for this space (benchmarks/proxy_fidelity.py)"
+    parts = [
+        f"Spearman {r['value']:.2f} [{r['low']:.2f}, {r['high']:.2f}] at {f['label']}"
+        if (r := f["spearman"])["value"] is not None
+        else f"Spearman n/a (scores tied) at {f['label']}"
+        for f in rec["fidelities"]
+    ]
+    capped = f"; full length capped at {rec['full_steps']} steps" if rec.get("full_steps_capped") else ""
+    return f"proxy fidelity (measured {rec['measured']} on {rec['students']} students{capped}): " + ", ".join(parts)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from autodistill.config.run import RunConfig
+from autodistill.fingerprint import hash_json, home
 from autodistill.losses import cached_needs
-from autodistill.search.space import SpaceFile
+from autodistill.search.space import SearchSpace, SpaceFile
 from autodistill.search.study import shown_url
 from autodistill.specs import Step
 
@@ -51,11 +53,29 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps
         "predicted_refused_fraction": refused / max(1, len(sizes)),
         "invalid_points": errors,
         "budget_feasible": bool(sizes) and refused < len(sizes),
+        "proxy_fidelity": fidelity_record(s.space, prep.teacher.fingerprint),
     }
     if probe_steps > 0 and largest is not None:
         out.update(trial_cost(cfg, s.space.spec, task, prep, largest[1], probe_steps))
         out["estimated_search_seconds_max"] = round(out["trial_seconds_max"] * cfg.search.n_trials)
     return out
+
+
+def fidelity_path(space: SearchSpace, teacher_fingerprint: str) -> Path:
+    """Where benchmarks/proxy_fidelity.py records how well this space's proxies rank students
+    trained by this teacher: a measurement holds only for the space and teacher it was made on."""
+    key = f"{hash_json(space.fingerprint_dict())[:16]}-{teacher_fingerprint[:16]}"
+    return home() / "fidelity" / f"{key}.json"
+
+
+def fidelity_record(space: SearchSpace, teacher_fingerprint: str) -> dict[str, Any] | None:
+    """The last recorded proxy fidelity of ``space`` with this teacher, or None when unmeasured
+    (or unreadable: a broken record is reported as not measured rather than stopping the plan)."""
+    path = fidelity_path(space, teacher_fingerprint)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _cache_sizes(prep: Any, needs: set[str]) -> dict[str, Any]:
