@@ -28,8 +28,9 @@ from scipy import stats
 
 from autodistill.config import load_config
 from autodistill.errors import AutodistillError, BudgetError, ConfigError
-from autodistill.export.retrain import full_plan, proxy_plan
+from autodistill.export.retrain import full_plan
 from autodistill.files import write_json
+from autodistill.search.objective import proxy_plan
 from autodistill.search.plan import fidelity_path
 from autodistill.search.run import prepared_gate, setup
 

@@ -22,6 +22,7 @@ import numpy as np
 from autodistill.config.run import LossConfig, RunConfig
 from autodistill.config.schema import parse
 from autodistill.errors import AutodistillError
+from autodistill.search.objective import proxy_plan
 from autodistill.specs import LossSpec, TrainSpec
 from autodistill.tasks import Task
 
@@ -29,19 +30,6 @@ from autodistill.tasks import Task
 def loss_spec(d: dict[str, Any]) -> LossSpec:
     """The LossSpec a trial stored as ``LossSpec.to_dict()``."""
     return LossSpec.from_config(parse(LossConfig, dict(d), "loss"))
-
-
-def proxy_plan(
-    task: Task, prep: Any, cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any]
-) -> tuple[TrainSpec, np.ndarray]:
-    """The proxy run of a trial as the search runs it (``search.objective``) (spec and subset)."""
-    indices = task.proxy_indices(prep, proxy_examples, cfg.seed)
-    spec = replace(
-        task.train_spec(cfg, len(indices)),
-        steps=proxy_steps,
-        eval_every=max(1, proxy_steps // cfg.search.pruning.checkpoints),
-    )
-    return replace(spec, **train), indices
 
 
 def full_plan(task: Task, cfg: RunConfig, train: dict[str, Any], n_examples: int) -> TrainSpec:

@@ -33,6 +33,17 @@ class Outcome:
     interrupted: bool = False  # a KeyboardInterrupt: recorded, then the search ends
 
 
+def proxy_plan(
+    task: Any, prep: Any, cfg: RunConfig, proxy_steps: int, proxy_examples: int, train: dict[str, Any]
+) -> tuple[Any, Any]:
+    """A trial's proxy run (its training spec and example subset): what the search trains, and what
+    export's ``--no-retrain`` and the benchmarks replay exactly."""
+    indices = task.proxy_indices(prep, proxy_examples, cfg.seed)
+    every = max(1, proxy_steps // cfg.search.pruning.checkpoints)
+    spec = replace(task.train_spec(cfg, len(indices)), steps=proxy_steps, eval_every=every)
+    return replace(spec, **train), indices
+
+
 class ProxyObjective:
     """Samples, admits and trains one student at the space's proxy length."""
 
@@ -95,10 +106,7 @@ class ProxyObjective:
         from autodistill.evaluate import peak_memory_mb
 
         cfg, sp, prep = self.cfg, self.space.spec, self.prep
-        indices = self.task.proxy_indices(prep, sp.proxy_examples, cfg.seed)
-        every = max(1, sp.proxy_steps // cfg.search.pruning.checkpoints)
-        spec = replace(self.task.train_spec(cfg, len(indices)), steps=sp.proxy_steps, eval_every=every)
-        spec = replace(spec, **sample.train)
+        spec, indices = proxy_plan(self.task, prep, cfg, sp.proxy_steps, sp.proxy_examples, sample.train)
         bucket = self.stop_rule.bucket(n_params)
         trial.set_user_attr("bucket", bucket)
         run = self.task.distill(

@@ -13,6 +13,7 @@ import numpy as np
 from autodistill.config.run import RunConfig
 from autodistill.fingerprint import hash_json, home
 from autodistill.losses import cached_needs
+from autodistill.search.objective import proxy_plan
 from autodistill.search.space import SearchSpace, SpaceFile
 from autodistill.search.study import shown_url
 from autodistill.specs import Step
@@ -102,9 +103,9 @@ def trial_cost(cfg: RunConfig, space: SpaceFile, task: Any, prep: Any, sample: A
     only, so the probe never fills the teacher-output cache), scaled to the proxy length, plus the
     build and validation time the probe also paid. Weights are thrown away."""
     terms = tuple(t for t in sample.loss.terms if not cached_needs(t)) or (Step("kl"),)
-    indices = task.proxy_indices(prep, space.proxy_examples, cfg.seed)
-    spec = replace(task.train_spec(cfg, len(indices)), steps=probe_steps, eval_every=None)
-    spec = replace(spec, **{k: v for k, v in sample.train.items() if k != "lr"})
+    train = {k: v for k, v in sample.train.items() if k != "lr"}
+    spec, indices = proxy_plan(task, prep, cfg, probe_steps, space.proxy_examples, train)
+    spec = replace(spec, eval_every=None)
     start = time.perf_counter()
     run = task.distill(
         prep,
