@@ -95,3 +95,25 @@ def tiny_classifier_dir(folder: Path, labels: tuple[str, ...] = ("negative", "po
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+def file_tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too) by its sha256, every link by where it points and
+    every folder by name, so a before/after comparison shows anything changed, added or removed."""
+    import hashlib
+    import os
+
+    if root.is_file():
+        return {".": hashlib.sha256(root.read_bytes()).hexdigest()}
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "link -> " + os.readlink(p)
+            elif p.is_file():
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                out[rel] = "folder"
+    return out

@@ -3,7 +3,6 @@ the swap never removes a folder that is not an export (no marker), even one that
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import file_tree
 
 from autodistill.export import atomic
 from autodistill.export.atomic import atomic_folder
@@ -44,26 +44,12 @@ def _contents(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != MARKER}
 
 
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones too) by its sha256, every link by where it points."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "link -> " + os.readlink(p)
-            elif p.is_file():
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def _user_folder(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "thesis.tex").write_text("chapter one")
     (folder / "data").mkdir(exist_ok=True)
     (folder / "data" / "rows.bin").write_bytes(bytes(range(256)))
-    return _tree(folder)
+    return file_tree(folder)
 
 
 @pytest.mark.subprocess
@@ -152,7 +138,7 @@ def test_user_files_appearing_at_the_target_mid_write_are_not_removed(tmp_path, 
                     atomic.shutil.rmtree(target)
                 before = _user_folder(target)
         assert f"'{target}'" in str(err.value) and "export did not write" in str(err.value)
-        assert _tree(target) == before  # byte for byte, and nothing added
+        assert file_tree(target) == before  # byte for byte, and nothing added
         assert not list(tmp_path.glob(f".{target.name}.*"))  # the new export's temp folder is gone
 
 
@@ -175,7 +161,7 @@ def test_the_swap_puts_back_what_changed_after_the_check(tmp_path, monkeypatch):
     with pytest.raises(ExportTargetError, match="changed while the export was written|export did not write"):
         with atomic_folder(target) as tmp:
             (tmp / "model.safetensors").write_bytes(b"new")
-    assert _tree(target) == late.before
+    assert file_tree(target) == late.before
     assert not list(tmp_path.glob(".export.*"))
 
 
@@ -186,18 +172,18 @@ def test_leftovers_and_asides_that_are_not_exports_are_kept(tmp_path, monkeypatc
     lookalike = _user_folder(tmp_path / ".export.tmp-mine")
     with atomic_folder(target) as tmp:
         (tmp / "a").write_text("new")
-    assert _tree(tmp_path / ".export.tmp-mine") == lookalike
+    assert file_tree(tmp_path / ".export.tmp-mine") == lookalike
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     aside = _user_folder(tmp_path / ".export.previous")
     with pytest.raises(ExportTargetError, match=r"\.export\.previous"):
         with atomic_folder(target) as tmp:
             (tmp / "a").write_text("newer")
-    assert _tree(tmp_path / ".export.previous") == aside and _contents(target) == {"a": b"new"}
+    assert file_tree(tmp_path / ".export.previous") == aside and _contents(target) == {"a": b"new"}
     atomic.shutil.rmtree(target)  # a missing target is not refilled from a folder without the marker
     with atomic_folder(target) as tmp:
         assert not target.exists()
         (tmp / "a").write_text("fresh")
-    assert _tree(tmp_path / ".export.previous") == aside
+    assert file_tree(tmp_path / ".export.previous") == aside
 
 
 def test_a_legacy_export_is_replaced_and_a_lookalike_is_not(tmp_path):
@@ -212,8 +198,8 @@ def test_a_legacy_export_is_replaced_and_a_lookalike_is_not(tmp_path):
     half = tmp_path / "half"
     _user_folder(half)
     (half / "export.json").write_text("{}")  # one of the two is not enough
-    before = _tree(half)
+    before = file_tree(half)
     with pytest.raises(ExportTargetError, match="no .autodistill-export marker"):
         with atomic_folder(half):
             raise AssertionError("the body must not run")
-    assert _tree(half) == before
+    assert file_tree(half) == before

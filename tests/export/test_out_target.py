@@ -5,14 +5,13 @@ is still there byte for byte. New folders, empty ones and earlier exports are wr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import sentiment_rows, tiny_classifier_dir, write_csv
+from helpers import file_tree, sentiment_rows, tiny_classifier_dir, write_csv
 
 from autodistill.export.target import MARKER, ExportTargetError, export_target, out_flag
 
@@ -24,24 +23,6 @@ SPACE = {
     "loss": {"temperature": 2.0, "terms": [{"name": "kl", "weight": 1.0}]},
     "train": {"lr": {"float": [1.0e-3, 2.0e-3]}},
 }
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones too) by its sha256, every link by where it points."""
-    if root.is_file():
-        return {".": hashlib.sha256(root.read_bytes()).hexdigest()}
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "link -> " + os.readlink(p)
-            elif p.is_file():
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-            else:
-                out[rel] = "folder"
-    return out
 
 
 def _user_folder(folder: Path) -> Path:
@@ -67,13 +48,13 @@ def _run_dir(root: Path) -> Path:
 
 def test_a_folder_of_the_users_files_is_refused(tmp_path):
     mine = _user_folder(tmp_path / "mine")
-    before = _tree(mine)
+    before = file_tree(mine)
     with pytest.raises(ExportTargetError) as err:
         export_target(mine, _run_dir(tmp_path))
     msg = str(err.value)
     assert f"'{mine}'" in msg and "2 entries that export did not write" in msg and MARKER in msg
     assert "Choose another --out, or remove the folder yourself" in msg
-    assert _tree(mine) == before
+    assert file_tree(mine) == before
 
 
 @pytest.mark.parametrize(
@@ -90,14 +71,14 @@ def test_a_folder_of_the_users_files_is_refused(tmp_path):
 )
 def test_the_runs_own_folder_is_refused(tmp_path, where, words):
     run = _run_dir(tmp_path / "project")
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     out = str(where(run))
     with pytest.raises(ExportTargetError) as err:
         export_target(out, run, flag="export.out")
     msg = str(err.value)
     assert "The 'export.out' path must not be the run's output_dir" in msg and words in msg
     assert f"Choose another export.out, e.g. '{run / 'export'}'" in msg
-    assert _tree(tmp_path) == before
+    assert file_tree(tmp_path) == before
 
 
 def test_a_link_is_refused_and_the_folder_it_points_to_is_untouched(tmp_path):
@@ -111,22 +92,22 @@ def test_a_link_is_refused_and_the_folder_it_points_to_is_untouched(tmp_path):
     to_export.symlink_to(earlier, target_is_directory=True)
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "nowhere")
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     for path, dest in ((link, mine), (to_export, earlier), (dangling, tmp_path / "nowhere")):
         with pytest.raises(ExportTargetError) as err:
             export_target(path, tmp_path / "run")
         msg = str(err.value)
         assert f"'{path}', a symbolic link to '{dest}'" in msg and "Export never writes through a link" in msg
-    assert _tree(tmp_path) == before
+    assert file_tree(tmp_path) == before
 
 
 def test_a_file_is_refused(tmp_path):
     paper = tmp_path / "paper.pdf"
     paper.write_bytes(b"%PDF-1.7" + bytes(500))
-    before = _tree(paper)
+    before = file_tree(paper)
     with pytest.raises(ExportTargetError, match=r"Got '.*paper\.pdf', an existing file, instead\. Choose another"):
         export_target(paper, tmp_path / "run")
-    assert _tree(paper) == before and not list(tmp_path.glob(".paper*"))
+    assert file_tree(paper) == before and not list(tmp_path.glob(".paper*"))
 
 
 def test_new_empty_and_earlier_exports_are_accepted(tmp_path):
@@ -236,12 +217,12 @@ def test_cli_refuses_before_the_teacher_is_loaded_and_loses_nothing(study, expor
     else:
         out, watched, words = tmp_path / "notes.txt", tmp_path, "an existing file"
         out.write_text("my notes")
-    before = _tree(watched)
+    before = file_tree(watched)
     assert kind != "output_dir" or "study.db" in before
     code, err = export_cli("--out", str(out))
     assert code == 2 and err.startswith("autodistill export: error: The '--out' path must")
     assert f"'{out}" in err and words in err and "choose another --out" in err.lower()
-    assert _tree(watched) == before
+    assert file_tree(watched) == before
 
 
 def test_cli_writes_a_new_folder_then_replaces_only_its_own_export(study, export_cli, tmp_path):
