@@ -51,7 +51,6 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     returns what ``result.json`` holds."""
     from autodistill.components import validate_components
     from autodistill.config import dump_config
-    from autodistill.evaluate.measure import measure_models
     from autodistill.files import replacing_folder, write_json, write_text
     from autodistill.specs import LossSpec, StudentSpec
     from autodistill.tasks import get_task
@@ -59,14 +58,14 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     cfg = load(config, overrides)
     task = get_task(cfg)
     student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
-    validate_components(cfg)  # names and options checked before the data, teacher or training
+    validate_components(cfg, task.components())  # names and options checked before the data, teacher or training
     prep = task.prepare(cfg, progress=progress)
     run = task.distill(prep, student, loss)
     test = task.shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the saved student sees it
     seq_len = task.latency_seq_len(cfg, prep)
-    measured = measure_models([run.build.export_model(), prep.teacher_model()], cfg, seq_len)
+    measured = task.measure_models(cfg, prep, [run.build.export_model(), prep.teacher_model()])
     out_dir = Path(cfg.output_dir)
-    result = _distill_result(cfg, prep, run, test, measured, seq_len, out_dir / "student")
+    result = _distill_result(task, cfg, prep, run, test, measured, seq_len, out_dir / "student")
     with replacing_folder(out_dir / "student") as folder:
         task.save_student(run.build, prep, folder)
     write_text(out_dir / "config.resolved.yaml", dump_config(cfg))
@@ -75,7 +74,14 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
 
 
 def _distill_result(
-    cfg: RunConfig, prep: Any, run: Any, test: dict[str, float], measured: list[dict], seq_len: int, path: Path
+    task: Any,
+    cfg: RunConfig,
+    prep: Any,
+    run: Any,
+    test: dict[str, float],
+    measured: list[dict],
+    seq_len: int,
+    path: Path,
 ) -> dict[str, Any]:
     """``result.json``: the student and the teacher measured side by side, the training, the inputs."""
     from autodistill.config import to_dict
@@ -83,6 +89,7 @@ def _distill_result(
     from autodistill.evaluate.measure import compare
 
     s_meas, t_meas = measured
+    data = task.data_record(prep)
     teacher_test = prep.teacher_metrics["test"]["quality"]
     train = run.train
     return {
@@ -115,9 +122,10 @@ def _distill_result(
         },
         "layer_weights": train.weights[-1] if train.weights else None,
         "latency_seq_len": seq_len,
-        "labels": list(prep.data.label_names),
-        "metric": cfg.data.metric,
-        "fingerprints": {"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "cache": prep.cache.key},
+        **({"labels": data["labels"]} if "labels" in data else {}),
+        "data": data,
+        "metric": task.metric(cfg),
+        "fingerprints": {"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "cache": prep.cache_key},
         "config": to_dict(cfg),
         "versions": versions(),
     }

@@ -10,23 +10,19 @@ from autodistill.config.schema import parse
 from autodistill.errors import ConfigError
 
 
-def validate_components(cfg: RunConfig) -> None:
-    from autodistill.losses import LOSSES
-    from autodistill.student import load_transforms
-    from autodistill.student.base import TRANSFORMS
-    from autodistill.weighting import WEIGHTINGS
-
-    load_transforms()
+def validate_components(cfg: RunConfig, components: Any) -> None:
+    """``components``: the config's task's registries (``tasks.base.Components``)."""
+    c = components
     for i, step in enumerate(cfg.student.transforms):
         key = f"student.transforms[{i}]"
-        cls = registered(TRANSFORMS, step["name"], f"{key}.name")
+        cls = registered(c.transforms, step["name"], f"{key}.name")
         parse(cls.Options, {k: v for k, v in step.items() if k != "name"}, key)
     for i, term in enumerate(cfg.distill.loss.terms):
         key = f"distill.loss.terms[{i}]"
-        cls = registered(LOSSES, term["name"], f"{key}.name")
+        cls = registered(c.losses, term["name"], f"{key}.name")
         parse(cls.Options, {k: v for k, v in term.items() if k not in ("name", "weight")}, key)
     weighting = cfg.distill.loss.weighting
-    cls = registered(WEIGHTINGS, weighting["name"], "distill.loss.weighting.name")
+    cls = registered(c.weightings, weighting["name"], "distill.loss.weighting.name")
     parse(cls.Options, {k: v for k, v in weighting.items() if k != "name"}, "distill.loss.weighting")
 
 

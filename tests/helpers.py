@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun", "warm", "bright"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "sad", "cold", "grim"]
 NEUTRAL = ["the", "a", "movie", "film", "plot", "was", "is", "and", "very", "actor", "story", "it"]
@@ -117,3 +119,64 @@ def file_tree(root: Path) -> dict[str, str]:
             else:
                 out[rel] = "folder"
     return out
+
+
+LM_WORDS = "the a cat dog sat ran on under mat log big small red blue and then it was very happy sad".split()
+
+
+def lm_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` short documents of a toy language (a few sentences of a 22-word vocabulary)."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(n):
+        sentences = [" ".join(rng.choice(LM_WORDS, size=rng.integers(4, 9))) + "." for _ in range(rng.integers(1, 4))]
+        docs.append(" ".join(sentences))
+    return docs
+
+
+def tiny_lm_tokenizer(texts: list[str]):
+    """A real fast BPE tokenizer trained in-process on ``texts``, with EOS (= pad) and BOS tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=96, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
+
+
+def tiny_lm_dir(folder: Path, texts: list[str], layers: int = 4, seed: int = 0) -> Path:
+    """A randomly initialised tiny Llama causal LM and its tokenizer, saved as a model folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tiny_lm_tokenizer(texts)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def write_jsonl(path: Path, texts: list[str]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return path

@@ -101,11 +101,12 @@ def test_the_guide_weighting_starts_at_one_and_favours_the_smaller_loss(tmp_path
 def test_the_guide_search_space_loads_checks_and_samples(tmp_path):
     from autodistill.search.budget import RandomPoint
     from autodistill.search.space import check_components, load_space
+    from autodistill.tasks import get_task
 
     path = tmp_path / "tiny_depth.yaml"
     path.write_text(guide_block("Adding a search space", "yaml"))
     space = load_space(str(path))
-    check_components(space)
+    check_components(space, get_task("sequence-classification").components())
     assert space.name == "tiny_depth" and space.size() > 1
     depths = {
         next(s for s in space.sample(RandomPoint(seed)).student.transforms if s.name == "depth").options["layers"]

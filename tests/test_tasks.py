@@ -95,8 +95,10 @@ def test_a_task_registered_in_its_own_module_is_found_by_name(toy_task):
 
 
 def test_an_unknown_task_lists_the_registered_ones():
-    with pytest.raises(RegistryError, match=r"Unknown task 'causal-lm'\. Valid names: sequence-classification\."):
-        get_task("causal-lm")
+    with pytest.raises(
+        RegistryError, match=r"Unknown task 'seq2seq'\. Valid names: causal-lm, sequence-classification\."
+    ):
+        get_task("seq2seq")
 
 
 def test_a_second_task_of_the_same_name_is_refused(toy_task):
@@ -138,8 +140,11 @@ def test_export_refuses_a_format_the_task_does_not_write(toy_task):
         parse_formats(["int8"], toy)
     classifier = get_task("sequence-classification")
     assert parse_formats("int8", classifier) == ("hf", "onnx", "int8")
-    with pytest.raises(ConfigError, match=r"must list some of hf, onnx, int8\. Got 'gguf' instead"):
+    with pytest.raises(
+        ConfigError, match=r"must list some of hf, onnx, int8 for task 'sequence-classification'.*Got 'gguf'"
+    ):
         parse_formats("hf,gguf", classifier)
+    assert parse_formats("hf,gguf", get_task("causal-lm")) == ("hf", "gguf")
 
 
 def test_the_mlflow_model_is_logged_as_the_tasks_pipeline(toy_task, tmp_path, monkeypatch):

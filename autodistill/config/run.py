@@ -8,7 +8,7 @@ from typing import Any, Literal
 from autodistill.config.schema import Invalid, require
 from autodistill.specs import PickRule
 
-TASKS = ("sequence-classification",)
+TASKS = ("sequence-classification", "causal-lm")
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "mcc")
 
 
@@ -56,6 +56,10 @@ class DataConfig:
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
+    # causal-lm: set, each row is a prompt (text_column) and a response (this column), the loss on
+    # the response tokens only; chat_template: the pair goes through the tokenizer's chat template
+    response_column: str | None = None
+    chat_template: bool = False
     train_split: str = "train"
     validation_split: str | None = "validation"
     test_split: str | None = "test"
@@ -191,12 +195,16 @@ class DistillConfig:
     # while it trains; unset keeps its config's (the teacher's). Only training changes: a saved student
     # carries its config's rate, and dropout does nothing at inference
     dropout: float | None = None
+    # causal-lm: the teacher's logits are cached per token as its top_k logits, their indices and the
+    # log-sum-exp of the rest
+    top_k: int = 64
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         require(self.proxy_steps >= 1, "proxy_steps", "must be >= 1", self.proxy_steps)
         require(self.proxy_examples >= 2, "proxy_examples", "must be >= 2", self.proxy_examples)
+        require(1 <= self.top_k <= 4096, "top_k", "must be in [1, 4096]", self.top_k)
         require(self.epochs > 0, "epochs", "must be > 0", self.epochs)
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
         require(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
@@ -218,6 +226,9 @@ class EvaluateConfig:
     threads: int = 1
     batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
     seq_len: int | None = None
+    # causal-lm: generation speed is timed at batch 1 over a prompt of seq_len tokens (default 32)
+    # and this many new tokens
+    new_tokens: int = 32
     warmup: int = 3
     repeats: int = 10
 
@@ -225,6 +236,7 @@ class EvaluateConfig:
         require(self.threads >= 1, "threads", "must be >= 1", self.threads)
         require(all(b >= 1 for b in self.batch_sizes), "batch_sizes", "must all be >= 1", self.batch_sizes)
         require(self.seq_len is None or self.seq_len >= 1, "seq_len", "must be >= 1", self.seq_len)
+        require(self.new_tokens >= 2, "new_tokens", "must be >= 2", self.new_tokens)
         require(self.warmup >= 0, "warmup", "must be >= 0", self.warmup)
         require(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
 
@@ -311,7 +323,7 @@ class TrackingConfig:
     experiment: str = "autodistill"
 
 
-EXPORT_FORMATS = ("hf", "onnx", "int8")
+EXPORT_FORMATS = ("hf", "onnx", "int8", "gguf")
 
 
 @dataclass(frozen=True)

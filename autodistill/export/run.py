@@ -188,11 +188,9 @@ def _result(
     target: Path,
 ) -> dict[str, Any]:
     """``export.json``: the study, the pick, the training, student and teacher measured side by side."""
-    from autodistill.evaluate.measure import measure_models
-
     model = final.run.build.export_model().to("cpu").eval()
     seq_len = task.latency_seq_len(cfg, prep)
-    s_meas, t_meas = measure_models([model, prep.teacher_model()], cfg, seq_len)
+    s_meas, t_meas = task.measure_models(cfg, prep, [model, prep.teacher_model()])
     return {
         "study": {
             "name": s.study_name,
@@ -218,8 +216,8 @@ def _result(
         "relative": _relative(final, prep, s_meas, t_meas),
         "latency": {"seq_len": seq_len, "threads": cfg.evaluate.threads, "repeats": cfg.evaluate.repeats},
         "budget": {k: v for k, v in to_dict(cfg.budget).items() if v is not None},
-        "data": _data_record(prep),
-        "metric": cfg.data.metric,
+        "data": task.data_record(prep),
+        "metric": task.metric(cfg),
         "formats": {"hf": {"file": "model.safetensors", "size_mb": s_meas["size_mb"]}},
         "out_name": target.name,
     }
@@ -290,17 +288,6 @@ def _relative(final: FinalStudent, prep: Any, s_meas: dict[str, Any], t_meas: di
             k.replace("latency_ms", "speedup"): t_meas["latency_ms"][k] / v
             for k, v in s_meas.get("latency_ms", {}).items()
         },
-    }
-
-
-def _data_record(prep: Any) -> dict[str, Any]:
-    data = prep.data
-    return {
-        "source": data.source,
-        "labels": list(data.label_names),
-        "train": len(prep.encoded["train"]),
-        "validation": len(prep.encoded["validation"]),
-        "test": len(prep.encoded["test"]),
     }
 
 

@@ -25,18 +25,6 @@ class Refusal:
     parameters: int | None = None
 
 
-def latency_b1(cfg: RunConfig, seq_len: int, student: Any, teacher: Any) -> tuple[float, float]:
-    """Batch-1 milliseconds of the student and the teacher, their timed passes interleaved so that
-    the ratio does not depend on what the machine did meanwhile."""
-    from autodistill.evaluate import measure_latencies
-
-    ev = cfg.evaluate
-    both = measure_latencies(
-        [student, teacher], batch_sizes=(1,), seq_len=seq_len, threads=ev.threads, warmup=ev.warmup, repeats=ev.repeats
-    )
-    return both[0]["latency_ms_b1"], both[1]["latency_ms_b1"]
-
-
 class BudgetGate:
     """Decides, before training, whether a sampled student may be trained."""
 
@@ -46,7 +34,6 @@ class BudgetGate:
         self.task = task
         self.prep = prep
         self.teacher_parameters = teacher_parameters
-        self.seq_len = task.latency_seq_len(cfg, prep)
 
     def scan(self, n_points: int) -> Iterator[tuple[Sample, int | None]]:
         """``n_points`` seeded uniform samples of the space with their predicted parameters (None
@@ -95,16 +82,14 @@ class BudgetGate:
         """With a latency, speedup or memory budget: time the untrained shape beside the teacher.
         Returns what was measured (recorded on the trial) and a refusal when it breaks the budget.
         Shapes that a plan only bounds (e.g. low-rank by energy) are measured after training."""
-        from autodistill.evaluate import peak_memory_mb
-
         b = self.cfg.budget
         if b.max_latency_ms is None and b.min_speedup is None and b.max_memory_mb is None:
             return {}, None
         model = self.task.untrained_model(self.prep, sample.student)
         if model is None:
             return {}, None
-        lat, teacher_now = latency_b1(self.cfg, self.seq_len, model, self.prep.teacher_model())
-        memory = peak_memory_mb(model, 1, self.seq_len) if b.max_memory_mb is not None else None
+        lat, teacher_now = self.task.latency_b1(self.cfg, self.prep, model, self.prep.teacher_model())
+        memory = self.task.peak_memory_mb(self.cfg, self.prep, model) if b.max_memory_mb is not None else None
         seen = {"shape_latency_ms_b1": lat, "shape_teacher_latency_ms_b1": teacher_now}
         v = measured_violation(b, lat, memory, teacher_now)
         if v <= 0:

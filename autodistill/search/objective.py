@@ -12,7 +12,7 @@ from autodistill.config.run import RunConfig
 from autodistill.search.budget import predicted_size_mb
 from autodistill.search.early_stop import MedianInBucket
 from autodistill.search.faults import describe, free_memory
-from autodistill.search.gate import BudgetGate, Refusal, latency_b1
+from autodistill.search.gate import BudgetGate, Refusal
 from autodistill.search.space import Sample, SearchSpace
 from autodistill.train.loop import StopTraining
 
@@ -103,8 +103,6 @@ class ProxyObjective:
         return Outcome("failed", reason=reason, trace=trace, interrupted=interrupted)
 
     def _train(self, trial: Any, sample: Sample, n_params: int) -> Outcome:
-        from autodistill.evaluate import peak_memory_mb
-
         cfg, sp, prep = self.cfg, self.space.spec, self.prep
         spec, indices = proxy_plan(self.task, prep, cfg, sp.proxy_steps, sp.proxy_examples, sample.train)
         bucket = self.stop_rule.bucket(n_params)
@@ -123,7 +121,7 @@ class ProxyObjective:
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
-        lat, teacher_now = latency_b1(cfg, self.gate.seq_len, model, prep.teacher_model())
+        lat, teacher_now = self.task.latency_b1(cfg, prep, model, prep.teacher_model())
         n_real = sum(p.numel() for p in model.parameters())
         metrics = {
             **self.task.trial_metrics(run),
@@ -133,7 +131,7 @@ class ProxyObjective:
             "teacher_latency_ms_b1": teacher_now,
             "latency": lat / teacher_now,
             "size": predicted_size_mb(n_real),
-            "peak_memory_mb": peak_memory_mb(model, 1, self.gate.seq_len),
+            "peak_memory_mb": self.task.peak_memory_mb(cfg, prep, model),
             "train_seconds": run.train.seconds,
         }
         history = {"loss": run.train.history[:: max(1, len(run.train.history) // 200)], "weights": run.train.weights}

@@ -47,10 +47,12 @@ class SearchSetup:
 
 def setup(cfg: RunConfig, storage: str | None = None, study_name: str | None = None) -> SearchSetup:
     from autodistill.components import validate_components
+    from autodistill.tasks import get_task
 
-    validate_components(cfg)
+    components = get_task(cfg).components()
+    validate_components(cfg, components)
     space = load_space(cfg.search.space)
-    check_components(space)
+    check_components(space, components)
     storage = storage or cfg.search.storage or default_storage(cfg.output_dir)
     name = study_name or cfg.search.study_name or Path(cfg.output_dir).name
     return SearchSetup(cfg, space, storage, name)

@@ -349,20 +349,15 @@ def first_value(value: Any) -> Any:
     return value.get("int", value.get("float"))[0]
 
 
-def check_components(space: SearchSpace) -> None:
+def check_components(space: SearchSpace, components: Any) -> None:
     """Every name is registered and every option of every component parses at each value it can
     take (each end of a range, each choice); errors name the key. Run before the first trial, so a
     space that could sample an invalid point is refused whole instead of failing one trial."""
-    from autodistill.losses import LOSSES
-    from autodistill.student import load_transforms
-    from autodistill.student.base import TRANSFORMS
-    from autodistill.weighting import WEIGHTINGS
-
-    load_transforms()
+    c = components  # the task's registries (tasks.base.Components)
     where = _where(space.name, space.source)
-    blocks = [(f"transforms[{i}]", b, TRANSFORMS, ()) for i, b in enumerate(space.spec.transforms)]
-    blocks += [(f"loss.terms[{i}]", b, LOSSES, ("weight",)) for i, b in enumerate(space.spec.loss.get("terms", []))]
-    blocks.append(("loss.weighting", space.spec.loss.get("weighting", {"name": "static"}), WEIGHTINGS, ()))
+    blocks = [(f"transforms[{i}]", b, c.transforms, ()) for i, b in enumerate(space.spec.transforms)]
+    blocks += [(f"loss.terms[{i}]", b, c.losses, ("weight",)) for i, b in enumerate(space.spec.loss.get("terms", []))]
+    blocks.append(("loss.weighting", space.spec.loss.get("weighting", {"name": "static"}), c.weightings, ()))
     for key, block, registry, skip in blocks:
         n = block["name"]
         for name in list(n["choice"]) if is_distribution(n) else [n]:

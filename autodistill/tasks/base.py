@@ -12,6 +12,7 @@ task means a folder under ``autodistill/tasks/`` whose ``__init__`` registers a 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,15 @@ import numpy as np
 from autodistill.config.run import RunConfig
 from autodistill.registry import Registry
 from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+
+
+@dataclass(frozen=True)
+class Components:
+    """The registries a task's config and search space name their components from."""
+
+    transforms: Registry[Any]
+    losses: Registry[Any]
+    weightings: Registry[Any]
 
 
 class Task(ABC):
@@ -92,10 +102,99 @@ class Task(ABC):
         """The export's model card (``README.md``, Markdown with front matter) from its ``export.json``
         record: how to load the student, its quality and speed beside the teacher's, how it was made."""
 
+    # -- components and measurement (the classifier's by default) -------------------------------
+    def components(self) -> Components:
+        """The student transforms, losses and weightings this task's configs may name."""
+        from autodistill.losses import LOSSES
+        from autodistill.student.base import TRANSFORMS
+        from autodistill.weighting import WEIGHTINGS
+
+        return Components(TRANSFORMS, LOSSES, WEIGHTINGS)
+
+    def rebuild(self, prep: Any, resolved: dict[str, Any]) -> Any:
+        """A recorded student rebuilt from the teacher alone (export's final training starts here)."""
+        from autodistill.student.build import rebuild_student
+
+        return rebuild_student(prep.teacher_model(), resolved)
+
+    def latency_b1(self, cfg: RunConfig, prep: Any, student: Any, teacher: Any) -> tuple[float, float]:
+        """Batch-1 milliseconds of the student and the teacher (the latency objective and budget),
+        their timed passes interleaved so that the ratio does not depend on what the machine did
+        meanwhile."""
+        from autodistill.evaluate import measure_latencies
+
+        ev = cfg.evaluate
+        both = measure_latencies(
+            [student, teacher],
+            batch_sizes=(1,),
+            seq_len=self.latency_seq_len(cfg, prep),
+            threads=ev.threads,
+            warmup=ev.warmup,
+            repeats=ev.repeats,
+        )
+        return both[0]["latency_ms_b1"], both[1]["latency_ms_b1"]
+
+    def peak_memory_mb(self, cfg: RunConfig, prep: Any, model: Any) -> float:
+        """Peak memory of one batch-1 inference (the memory budget)."""
+        from autodistill.evaluate import peak_memory_mb
+
+        return peak_memory_mb(model, 1, self.latency_seq_len(cfg, prep))
+
+    def measure_models(self, cfg: RunConfig, prep: Any, models: list[Any]) -> list[dict[str, Any]]:
+        """Parameters, size, latency (``latency_ms``: ``latency_ms_b<N>`` per batch size) and peak
+        memory of a student and its teacher, measured side by side."""
+        from autodistill.evaluate.measure import measure_models
+
+        return measure_models(models, cfg, self.latency_seq_len(cfg, prep))
+
+    def metric(self, cfg: RunConfig) -> str:
+        """The name of what ``quality`` measures (the configured metric for classifiers)."""
+        return cfg.data.metric
+
+    def data_record(self, prep: Any) -> dict[str, Any]:
+        """What the export record and card say of the data: its source and the size of each split."""
+        data = prep.data
+        return {
+            "source": data.source,
+            "labels": list(data.label_names),
+            **{s: len(prep.encoded[s]) for s in ("train", "validation", "test")},
+        }
+
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
         """Write the formats beyond the HF folder into ``folder``; returns what the card reports of
         each. The default writes none."""
         return {}
+
+
+def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
+    """``distill``'s training spec for ``n_examples`` training rows: ``distill.proxy_steps`` in proxy
+    mode, else ``distill.max_steps`` or ``distill.epochs`` with a validation check once per epoch."""
+    from autodistill.train.loop import steps_for_epochs
+
+    d = cfg.distill
+    eval_every = d.eval_every
+    if d.mode == "proxy":
+        steps = d.proxy_steps
+    else:
+        steps = d.max_steps or steps_for_epochs(n_examples, d.batch_size, d.epochs)
+        # full runs check validation once per epoch by default and keep the best
+        eval_every = eval_every or min(steps, steps_for_epochs(n_examples, d.batch_size, 1))
+    return TrainSpec(
+        steps=steps,
+        batch_size=d.batch_size,
+        lr=d.lr,
+        weight_decay=d.weight_decay,
+        warmup_ratio=d.warmup_ratio,
+        max_grad_norm=d.max_grad_norm,
+        eval_every=eval_every,
+        device=d.device,
+        bf16=d.bf16,
+        seed=cfg.seed,
+        prune_after=d.prune_after,
+        prune_stages=d.prune_stages,
+        ema=d.ema,
+        dropout=d.dropout,
+    )
 
 
 TASKS: Registry[type[Task]] = Registry("task")

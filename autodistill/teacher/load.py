@@ -121,9 +121,12 @@ def load_classifier(path: Path, cfg: TeacherConfig, fix: str = SOURCE_FIX, **kwa
         hf_logging.set_verbosity(level)
 
 
-def load_saved_model(model_dir: str | Path, trust_remote_code: bool) -> tuple[Any, Any]:
-    """The classifier (safetensors weights only) and tokenizer of a saved folder (``evaluate --model``),
-    checked first so that a damaged or unsafe folder is a message naming its file.
+def load_saved_model(
+    model_dir: str | Path, trust_remote_code: bool, auto_class: str = "AutoModelForSequenceClassification"
+) -> tuple[Any, Any]:
+    """The model (safetensors weights only; a classifier unless ``auto_class`` names another of
+    transformers' auto classes) and tokenizer of a saved folder (``evaluate --model``), checked
+    first so that a damaged or unsafe folder is a message naming its file.
 
     ``trust_remote_code`` is passed to transformers explicitly: left unset, it asks on stdin
     before running a folder's own Python."""
@@ -138,12 +141,14 @@ def load_saved_model(model_dir: str | Path, trust_remote_code: bool) -> tuple[An
     config = read_json(path / "config.json", ModelFolderError, fix)
     check_remote_code(path, config, trust_remote_code, ModelFolderError)
     check_weights(path, True, ModelFolderError, fix)
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(path), use_safetensors=True, trust_remote_code=trust_remote_code
-    ).eval()
-    return model, AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    model = (
+        getattr(transformers, auto_class)
+        .from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code)
+        .eval()
+    )
+    return model, transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
 def label_order(config: Any, label_names: tuple[str, ...]) -> list[int]:

@@ -51,7 +51,21 @@ def steps_for_epochs(n_examples: int, batch_size: int, epochs: float) -> int:
     return max(1, math.ceil(epochs * math.ceil(n_examples / batch_size)))
 
 
-def _param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
+def optimizer_for(groups: list[dict[str, Any]], spec: TrainSpec) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over ``groups`` and its schedule: linear warm-up over ``spec.warmup_ratio`` of the
+    steps, then linear decay to zero at ``spec.steps`` (every task's training loop uses these)."""
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=spec.lr)
+    warmup = int(spec.warmup_ratio * spec.steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (spec.steps - step) / max(1, spec.steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, p in params:
         if not p.requires_grad:
@@ -153,22 +167,14 @@ def train(
     needs = getattr(loss_fn, "needs", frozenset())
     want_hidden, want_attn = "hidden" in needs, "attentions" in needs
     params = list(model.named_parameters())
-    groups = _param_groups(params, spec.weight_decay)
+    groups = param_groups(params, spec.weight_decay)
     if hasattr(loss_fn, "param_groups"):  # projections like the student; learned weights at their own lr
         groups += loss_fn.param_groups(spec.lr, spec.weight_decay)
     else:
-        groups += _param_groups([(f"loss.{n}", p) for n, p in loss_fn.named_parameters()], spec.weight_decay)
+        groups += param_groups([(f"loss.{n}", p) for n, p in loss_fn.named_parameters()], spec.weight_decay)
     params += [(f"loss.{n}", p) for n, p in loss_fn.named_parameters()]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=spec.lr)
+    optimizer, scheduler = optimizer_for(groups, spec)
     qkv_layers = loss_fn.student_qkv_layers() if "qkv" in needs else []
-    warmup = int(spec.warmup_ratio * spec.steps)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (spec.steps - step) / max(1, spec.steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     trainable = [p for _, p in params if p.requires_grad]
     id_map = token_id_map.to(device) if token_id_map is not None else None
     result = TrainResult(steps=0, seconds=0.0)

@@ -10,6 +10,9 @@ from autodistill.errors import ConfigError
 from autodistill.search.budget import RandomPoint
 from autodistill.search.space import SPACES_DIR, check_components, load_space
 from autodistill.specs import LossSpec, StudentSpec
+from autodistill.tasks import get_task
+
+CLASSIFIER = get_task("sequence-classification").components()
 
 SHIPPED = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
@@ -21,7 +24,7 @@ def test_the_promised_spaces_ship():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_space_loads_checks_and_samples(name):
     space = load_space(name)
-    check_components(space)
+    check_components(space, CLASSIFIER)
     assert space.size() > 1
     names = set()
     for seed in range(20):
@@ -98,13 +101,13 @@ def test_bad_space_names_the_key(tmp_path, patch, key):
 def test_unknown_components_and_options(tmp_path):
     space = load_space(write(tmp_path, {**BASE, "transforms": [{"name": "shrink"}]}))
     with pytest.raises(ConfigError, match="'transforms\\[0\\].name'.*depth"):
-        check_components(space)
+        check_components(space, CLASSIFIER)
     space = load_space(write(tmp_path, {**BASE, "transforms": [{"name": "depth", "layerz": 2}]}))
     with pytest.raises(ConfigError, match="layerz"):
-        check_components(space)
+        check_components(space, CLASSIFIER)
     space = load_space(write(tmp_path, {**BASE, "loss": {"terms": [{"name": "klx"}]}}))
     with pytest.raises(ConfigError, match="'loss.terms\\[0\\].name'"):
-        check_components(space)
+        check_components(space, CLASSIFIER)
     with pytest.raises(ConfigError, match="Shipped spaces: .*fast"):
         load_space("nonexistent")
 
@@ -191,7 +194,7 @@ def test_train_knobs_accept_exactly_what_their_distill_key_accepts(tmp_path, kno
 def test_component_options_are_checked_at_every_end(tmp_path, block, key, needle):
     space = load_space(write(tmp_path, {**BASE, "transforms": [block]}))
     with pytest.raises(ConfigError) as err:
-        check_components(space)
+        check_components(space, CLASSIFIER)
     assert repr(key) in str(err.value) and needle in str(err.value) and str(space.source) in str(err.value)
 
 

@@ -13,11 +13,10 @@ import torch
 from autodistill.config.run import RunConfig
 from autodistill.data import Encoded, TaskData, encode, load_task_data, stratified_subset, token_counts
 from autodistill.fingerprint import hash_json, home
-from autodistill.specs import TrainSpec
 from autodistill.student.base import BuildContext
+from autodistill.tasks.base import train_spec  # noqa: F401  (re-exported for the benchmarks)
 from autodistill.teacher import Teacher, prepare_teacher
 from autodistill.teacher.cache import TeacherCache, TeacherOutputs
-from autodistill.train.loop import steps_for_epochs
 from autodistill.train.teacher_signal import eager_attention
 
 SPLITS = ("train", "validation", "test")
@@ -38,6 +37,10 @@ class Prepared:
     _tokens: BuildContext | None = field(default=None, repr=False)
     _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
     _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
+
+    @property
+    def cache_key(self) -> str:
+        return self.cache.key
 
     @property
     def pad_id(self) -> int:
@@ -158,33 +161,6 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
 
 def _cached(cache: TeacherCache, encoded: dict[str, Encoded]) -> bool:
     return all(not cache._missing(s, [], []) for s in encoded)
-
-
-def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
-    d = cfg.distill
-    eval_every = d.eval_every
-    if d.mode == "proxy":
-        steps = d.proxy_steps
-    else:
-        steps = d.max_steps or steps_for_epochs(n_examples, d.batch_size, d.epochs)
-        # full runs check validation once per epoch by default and keep the best
-        eval_every = eval_every or min(steps, steps_for_epochs(n_examples, d.batch_size, 1))
-    return TrainSpec(
-        steps=steps,
-        batch_size=d.batch_size,
-        lr=d.lr,
-        weight_decay=d.weight_decay,
-        warmup_ratio=d.warmup_ratio,
-        max_grad_norm=d.max_grad_norm,
-        eval_every=eval_every,
-        device=d.device,
-        bf16=d.bf16,
-        seed=cfg.seed,
-        prune_after=d.prune_after,
-        prune_stages=d.prune_stages,
-        ema=d.ema,
-        dropout=d.dropout,
-    )
 
 
 def train_indices(prep: Prepared) -> np.ndarray:

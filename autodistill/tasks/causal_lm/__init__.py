@@ -1,0 +1,160 @@
+"""``task: causal-lm``: a decoder LLM teacher (a folder, a hub id, a GGUF file or the built-in
+SmolLM2), text packed into token blocks (or prompt/response pairs), students cut from the teacher
+(depth, heads by key/value group, MLP width, hidden size) and distilled from the teacher's cached
+top-k logits, scored by perplexity and timed by generation speed, exported as an HF folder and GGUF.
+
+``teacher.py`` loads (and converts) the teacher, ``data.py`` packs the text, ``cache.py`` and
+``topk.py`` hold the top-k targets, ``student.py`` cuts students, ``losses.py`` the LM losses,
+``train.py`` the loop, ``distill.py`` one student, ``measure.py`` and ``evaluate.py`` perplexity and
+speed, ``gguf_export.py`` the GGUF file and ``card.py`` the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodistill.config.run import RunConfig
+from autodistill.registry import Registry
+from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+from autodistill.tasks.base import TASKS, Components, Task, train_spec
+
+# the search's proxies and the budget time generation with fewer repeats than export's report
+SEARCH_REPEATS = 3
+
+
+@TASKS.register("causal-lm")
+class CausalLM(Task):
+    name = "causal-lm"
+    formats = ("hf", "gguf")
+    metrics = ("quality", "perplexity", "top1_agreement", "kl")
+    pipeline_tag = "text-generation"
+
+    def components(self) -> Components:
+        from autodistill.tasks.causal_lm.losses import LM_LOSSES
+        from autodistill.tasks.causal_lm.student import LM_TRANSFORMS
+        from autodistill.weighting import WEIGHTINGS
+
+        static: Registry[Any] = Registry("causal-LM loss weighting")  # adaptive weightings read layer losses
+        static.register("static")(WEIGHTINGS.get("static"))
+        return Components(LM_TRANSFORMS, LM_LOSSES, static)
+
+    def prepare(self, cfg: RunConfig, progress: bool = True) -> Any:
+        from autodistill.tasks.causal_lm.prepare import prepare
+
+        return prepare(cfg, progress=progress)
+
+    def teacher(self, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+        prep = self.prepare(cfg, progress=progress)
+        t = prep.teacher
+        return {
+            "path": str(t.path),
+            "fingerprint": t.fingerprint,
+            "finetuned": False,
+            "converted": t.converted,
+            "source": t.source,
+            "tokens": prep.data.token_report(),
+            **prep.teacher_metrics,
+        }
+
+    def predicted_parameters(self, prep: Any, student: StudentSpec) -> int:
+        from autodistill.tasks.causal_lm.distill import transforms_of
+        from autodistill.tasks.causal_lm.student import predict_parameters
+
+        return predict_parameters(prep.teacher_model().config, transforms_of(student))
+
+    def untrained_model(self, prep: Any, student: StudentSpec) -> Any | None:
+        from autodistill.tasks.causal_lm.distill import transforms_of
+        from autodistill.tasks.causal_lm.student import untrained_model
+
+        return untrained_model(prep.teacher_model().config, transforms_of(student))
+
+    def train_spec(self, cfg: RunConfig, n_examples: int) -> TrainSpec:
+        return train_spec(cfg, n_examples)
+
+    def proxy_indices(self, prep: Any, n: int, seed: int) -> np.ndarray:
+        rows = len(prep.encoded["train"])
+        return np.sort(np.random.default_rng(seed).permutation(rows)[: min(n, rows)])
+
+    def distill(self, prep: Any, student: StudentSpec | None, loss: LossSpec, **options: Any) -> Any:
+        from autodistill.tasks.causal_lm.distill import distill_student
+
+        return distill_student(prep, student, loss, **options)
+
+    def trial_metrics(self, run: Any) -> dict[str, float]:
+        return {k: run.validation[k] for k in self.metrics}
+
+    def shipped_quality(self, prep: Any, build: Any, split: str = "test") -> dict[str, float]:
+        from autodistill.tasks.causal_lm.distill import split_metrics
+
+        return split_metrics(prep, build.model, split)
+
+    def latency_seq_len(self, cfg: RunConfig, prep: Any) -> int:
+        from autodistill.tasks.causal_lm.evaluate import prompt_len
+
+        return prompt_len(cfg)
+
+    def rebuild(self, prep: Any, resolved: dict[str, Any]) -> Any:
+        from autodistill.tasks.causal_lm.distill import LMBuild
+        from autodistill.tasks.causal_lm.student import rebuild_student
+
+        return LMBuild(rebuild_student(prep.teacher_model(), resolved["transforms"]), resolved["transforms"])
+
+    def latency_b1(self, cfg: RunConfig, prep: Any, student: Any, teacher: Any) -> tuple[float, float]:
+        """Milliseconds per decoded token at batch 1 (generation speed is this task's latency)."""
+        from autodistill.tasks.causal_lm.evaluate import speeds
+
+        s, t = speeds(cfg, [student, teacher], prep.vocab, repeats=min(cfg.evaluate.repeats, SEARCH_REPEATS))
+        return s["decode_ms_per_token"], t["decode_ms_per_token"]
+
+    def peak_memory_mb(self, cfg: RunConfig, prep: Any, model: Any) -> float:
+        from autodistill.tasks.causal_lm.evaluate import prompt_len
+        from autodistill.tasks.causal_lm.measure import peak_memory_mb
+
+        # two new tokens: the profiler records every op of the call (about 27 s for SmolLM2 and 16
+        # tokens), and the peak is the weights, the prompt's activations and the KV cache either way
+        return peak_memory_mb(model, prompt_len(cfg), 2)
+
+    def measure_models(self, cfg: RunConfig, prep: Any, models: list[Any]) -> list[dict[str, Any]]:
+        from autodistill.tasks.causal_lm.evaluate import measure_models
+
+        return measure_models(cfg, models, prep.vocab)
+
+    def metric(self, cfg: RunConfig) -> str:
+        return "perplexity"  # quality = 1 / perplexity
+
+    def data_record(self, prep: Any) -> dict[str, Any]:
+        return {
+            "source": prep.data.source,
+            "kind": prep.data.kind,
+            "block_size": prep.data.block_size,
+            "top_k": prep.cfg.distill.top_k,
+            "tokens": prep.data.token_report(),
+            **{s: len(prep.encoded[s]) for s in ("train", "validation", "test")},
+        }
+
+    def save_student(self, build: Any, prep: Any, folder: Path) -> None:
+        build.save(folder, prep.teacher.tokenizer)
+
+    def evaluate_folder(self, cfg: RunConfig, model_dir: str, split: str, progress: bool = True) -> dict[str, Any]:
+        from autodistill.tasks.causal_lm.evaluate import run_evaluate
+
+        return run_evaluate(cfg, model_dir, split=split, progress=progress)
+
+    def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
+        if "gguf" not in formats:
+            return {}
+        from autodistill.errors import ConfigError
+        from autodistill.tasks.causal_lm.gguf_export import gguf_supported, write_gguf
+
+        model = final.run.build.export_model().to("cpu").eval()
+        why = gguf_supported(model.config)
+        if why is not None:
+            raise ConfigError(f"The '--formats' option lists gguf, which this student cannot be written as: {why}.")
+        return {"gguf": write_gguf(model, prep.teacher.tokenizer, folder / "model.gguf", dtype="f16")}
+
+    def model_card(self, result: dict[str, Any]) -> str:
+        from autodistill.tasks.causal_lm.card import model_card
+
+        return model_card(result)

@@ -1,0 +1,141 @@
+"""One student of a ``causal-lm`` config: cut from the teacher (``student.py``), distilled from the
+cached top-k targets (``train.py``, ``losses.py``) and scored on validation: perplexity (as
+``quality`` = 1 / perplexity), next-token top-1 agreement with the teacher and KL to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.specs import LossSpec, StudentSpec, TrainSpec
+from autodistill.tasks.base import train_spec
+from autodistill.tasks.causal_lm.prepare import LMPrepared, quality_of
+from autodistill.train.loop import TrainResult
+
+
+@dataclass
+class LMBuild:
+    """A built student and the records that rebuild it from the teacher alone."""
+
+    model: Any
+    records: list[dict[str, Any]]
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return {"kind": "stock", "architecture": type(self.model).__name__, "transforms": self.records}
+
+    def export_model(self) -> Any:
+        return self.model
+
+    def save(self, folder: Path, tokenizer: Any) -> None:
+        model = self.model.to("cpu").eval()
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+
+@dataclass
+class LMRun:
+    build: LMBuild
+    train: TrainResult
+    validation: dict[str, float]
+    warmup_steps: int = 0
+
+
+def transforms_of(student: StudentSpec) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in student.transforms]
+
+
+def build(prep: LMPrepared, student: StudentSpec, calibration_examples: int | None = None) -> LMBuild:
+    from autodistill.tasks.causal_lm.student import build_student
+
+    model, records = build_student(prep.teacher_model(), transforms_of(student), prep.calibration(calibration_examples))
+    return LMBuild(model, records)
+
+
+def split_metrics(prep: LMPrepared, model: Any, split: str, batch_size: int = 8) -> dict[str, float]:
+    """Perplexity (``quality`` = exp(-NLL)), top-1 agreement with the teacher and KL(teacher || student)
+    on ``split``, in one pass, against the cached top-k targets (the KL over the k kept tokens and
+    the tail bucket)."""
+    from autodistill.tasks.causal_lm.losses import loss_mask
+    from autodistill.tasks.causal_lm.topk import student_log_probs, teacher_log_probs
+
+    s, store = prep.encoded[split], prep.targets[split]
+    device = next(model.parameters()).device
+    nll = agree = kl = 0.0
+    tokens = 0
+    block = s.input_ids.shape[1]
+    for start in range(0, len(s), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(s)))
+        ids = torch.as_tensor(np.asarray(s.input_ids[rows]), dtype=torch.long, device=device)
+        mask = torch.as_tensor(np.asarray(s.attention_mask[rows]), dtype=torch.long, device=device)
+        labels = torch.as_tensor(np.asarray(s.labels[rows]), dtype=torch.long, device=device)
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask).logits[..., : prep.vocab].float()
+        counted = loss_mask(labels)
+        target = store.batch(rows, block, device)
+        nxt = torch.roll(labels, -1, dims=1).clamp_min(0)
+        logp = torch.log_softmax(logits, -1).gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
+        p_t = teacher_log_probs(target, 1.0)
+        q_s = student_log_probs(logits, target, 1.0)
+        kl_pos = (p_t.exp() * (p_t - q_s)).sum(-1)
+        nll -= float(logp[counted].sum())
+        agree += float((logits.argmax(-1) == target.indices[..., 0])[counted].sum())
+        kl += float(kl_pos[counted].sum())
+        tokens += int(counted.sum())
+    tokens = max(1, tokens)
+    out = quality_of({"nll": nll / tokens, "perplexity": float(np.exp(nll / tokens)), "tokens": tokens})
+    return {**out, "top1_agreement": agree / tokens, "kl": kl / tokens}
+
+
+def distill_student(
+    prep: LMPrepared,
+    student: StudentSpec | None,
+    loss: LossSpec,
+    spec: TrainSpec | None = None,
+    indices: np.ndarray | None = None,
+    evaluate: Any = None,
+    keep_best: bool | None = None,
+    built: LMBuild | None = None,
+    augment: bool = True,
+    calibration_examples: int | None = None,
+) -> LMRun:
+    """Build one student, distil it from the cache, score it on validation. ``evaluate(step,
+    quality)`` runs at each checkpoint and may raise ``StopTraining``; ``built``: a student already
+    rebuilt from a record (export). ``augment`` is accepted for the task seam; causal LMs have no
+    augmentation yet."""
+    from autodistill.tasks.causal_lm.losses import build_lm_loss
+    from autodistill.tasks.causal_lm.train import train_lm
+
+    cfg = prep.cfg
+    if built is None:
+        if student is None:
+            raise ValueError("distill_student needs a StudentSpec or an already built student (built=).")
+        built = build(prep, student, calibration_examples)
+    indices = np.arange(len(prep.encoded["train"])) if indices is None else indices
+    spec = spec or train_spec(cfg, len(indices))
+    keep_best = cfg.distill.mode == "full" if keep_best is None else keep_best
+    loss_fn = build_lm_loss([t.to_dict() for t in loss.terms], loss.temperature)
+
+    def checkpoint(step: int) -> float:
+        quality = split_metrics(prep, built.model, "validation")["quality"]
+        if evaluate is not None:
+            evaluate(step, quality)
+        return quality
+
+    result = train_lm(
+        built.model,
+        loss_fn,
+        prep.encoded["train"],
+        prep.targets["train"],
+        indices,
+        spec,
+        evaluate=checkpoint,
+        keep_best=keep_best,
+        progress=prep.progress,
+        vocab=prep.vocab,
+    )
+    return LMRun(built, result, split_metrics(prep, built.model, "validation"))

@@ -1,0 +1,122 @@
+"""What every student of a ``causal-lm`` config shares: the text packed into token blocks with the
+teacher's tokenizer, the teacher (converted once from GGUF, or the user's folder), its top-k targets
+cached for every split, and its perplexity on validation and test (computed once, kept beside the
+cache)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.config.run import RunConfig
+from autodistill.errors import ConfigError, DataError
+from autodistill.files import write_json
+from autodistill.fingerprint import hash_json, home
+from autodistill.tasks.causal_lm.teacher import LMTeacher, load_lm_teacher
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class LMPrepared:
+    cfg: RunConfig
+    data: Any  # data.LMData
+    teacher: LMTeacher
+    encoded: dict[str, Any]  # split -> data.LMSplit
+    targets: dict[str, Any]  # split -> cache.TopKStore
+    teacher_metrics: dict[str, dict[str, float]]
+    vocab: int  # the columns of the teacher's logits that are real tokens
+    progress: bool = True
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def cache_key(self) -> str:
+        """The train split's top-k cache folder name (its key)."""
+        return self.targets["train"].folder.name
+
+    def teacher_model(self) -> Any:
+        if self._model is None:
+            self._model = self.teacher.model(self.cfg.teacher)
+        return self._model
+
+    def calibration(self, n: int | None = None) -> torch.Tensor:
+        """Input ids of ``n`` training rows (seeded), what the pruning transforms score on."""
+        train = self.encoded["train"]
+        n = min(n or self.cfg.student.calibration_examples, len(train))
+        rows = np.sort(np.random.default_rng(self.cfg.seed).choice(len(train), n, replace=False))
+        return torch.as_tensor(np.asarray(train.input_ids[rows]), dtype=torch.long)
+
+
+def usable_vocab(model_config: Any, tokenizer: Any) -> int:
+    """Columns of the logits that are tokens: a padded vocabulary (logits wider than the
+    tokenizer, e.g. rounded up to a multiple of 64) keeps only the tokenizer's."""
+    return min(int(model_config.vocab_size), len(tokenizer))
+
+
+def prepare(cfg: RunConfig, progress: bool = True) -> LMPrepared:
+    from autodistill.tasks.causal_lm.cache import topk_cache
+    from autodistill.tasks.causal_lm.data import check_block_size, check_tokenizer, load_lm_data
+
+    teacher = load_lm_teacher(cfg, progress=progress)
+    check_tokenizer(teacher.tokenizer, "teacher.model")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(teacher.path), trust_remote_code=cfg.teacher.trust_remote_code)
+    require_causal_lm(config)
+    check_block_size(cfg.data.max_length, getattr(config, "max_position_embeddings", None))
+    data = load_lm_data(cfg.data, teacher.tokenizer, getattr(config, "max_position_embeddings", None))
+    vocab = usable_vocab(config, teacher.tokenizer)
+    for name, split in data.splits.items():
+        if len(split) and int(np.max(split.input_ids)) >= vocab:
+            raise DataError(f"The {name} split holds token ids beyond the teacher's vocabulary ({vocab}).")
+    prep = LMPrepared(cfg, data, teacher, dict(data.splits), {}, {}, vocab, progress)
+    for name in SPLITS:
+        prep.targets[name] = topk_cache(
+            prep.teacher_model, teacher.fingerprint, data.splits[name], data.fingerprint, cfg.distill.top_k,
+            vocab, name=name, progress=progress,
+        )  # fmt: skip
+    prep.teacher_metrics = _teacher_metrics(prep)
+    return prep
+
+
+def _teacher_metrics(prep: LMPrepared) -> dict[str, dict[str, float]]:
+    """The teacher's perplexity on validation and test, computed once per (teacher, data)."""
+    from autodistill.tasks.causal_lm.measure import perplexity
+
+    key = hash_json({"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "vocab": prep.vocab})[:24]
+    path = home() / "cache" / f"lm-metrics-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = {}
+    for name in ("validation", "test"):
+        s = prep.encoded[name]
+        found = perplexity(prep.teacher_model(), s.input_ids, s.labels, s.attention_mask, batch_size=8)
+        out[name] = quality_of(found)
+    write_json(path, out)
+    return out
+
+
+def quality_of(found: dict[str, float]) -> dict[str, float]:
+    """A causal LM's metrics with ``quality`` = exp(-NLL) = 1 / perplexity: the geometric mean of the
+    probability it gives each next token (higher is better, in (0, 1]), so a share of the teacher's
+    quality is the teacher's perplexity over the student's."""
+    return {
+        "quality": float(np.exp(-found["nll"])),
+        "perplexity": float(found["perplexity"]),
+        "nll": float(found["nll"]),
+        "tokens": int(found["tokens"]),
+    }
+
+
+def require_causal_lm(model_config: Any) -> None:
+    if not getattr(model_config, "is_decoder", False) and "ForCausalLM" not in " ".join(
+        getattr(model_config, "architectures", None) or []
+    ):
+        raise ConfigError(
+            "The 'teacher.model' is not a causal language model (its config names "
+            f"{getattr(model_config, 'architectures', None)}); task 'causal-lm' needs one."
+        )

@@ -1,0 +1,113 @@
+"""The causal-LM training loop: fixed-length token blocks, targets from the top-k cache, the
+classifier loop's optimiser and schedule (``train.loop.optimizer_for``), validation at checkpoints
+and the best checkpoint kept.
+
+A loop of its own rather than ``train.loop.train``: that loop pads variable-length examples per
+batch and feeds a ``DistillBatch`` of classifier targets (hidden states, attention maps, an
+augmentation path); here every row is a full block and the targets are a ``TopK``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from autodistill.errors import TrainingError
+from autodistill.specs import TrainSpec
+from autodistill.train.device import autocast, resolve_device
+from autodistill.train.loop import StopTraining, TrainResult, optimizer_for, param_groups, set_dropout
+
+
+def _batches(indices: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    epoch = 0
+    while True:
+        order = np.random.default_rng(seed + epoch).permutation(indices)
+        for start in range(0, len(order), batch_size):
+            yield np.sort(order[start : start + batch_size])
+        epoch += 1
+
+
+def train_lm(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    split: Any,
+    targets: Any,
+    indices: np.ndarray,
+    spec: TrainSpec,
+    evaluate: Callable[[int], float] | None = None,
+    keep_best: bool = False,
+    progress: bool = True,
+    desc: str = "distill",
+    vocab: int | None = None,
+) -> TrainResult:
+    """Train ``model`` for ``spec.steps`` steps on the rows ``indices`` of ``split`` (an ``LMSplit``)
+    against ``targets`` (its ``TopKStore``) with ``loss_fn`` (a ``losses.CompositeLMLoss``, which holds the
+    temperature). ``evaluate(step) -> quality`` runs every
+    ``spec.eval_every`` steps and at the end; it may raise ``StopTraining``. ``vocab``: the logit
+    columns that are real tokens (a padded vocabulary's extra columns are left out)."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(spec.seed)
+    device = resolve_device(spec.device)
+    model.to(device).train()
+    if spec.dropout is not None:
+        set_dropout(model, spec.dropout)
+    params = list(model.named_parameters())
+    optimizer, scheduler = optimizer_for(param_groups(params, spec.weight_decay), spec)
+    trainable = [p for _, p in params if p.requires_grad]
+    result = TrainResult(steps=0, seconds=0.0)
+    best_state: dict[str, torch.Tensor] | None = None
+    batches = _batches(np.asarray(indices), spec.batch_size, spec.seed)
+    block = split.input_ids.shape[1]
+    start = time.perf_counter()
+    bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for step in range(1, spec.steps + 1):
+            rows = next(batches)
+            ids = torch.as_tensor(np.asarray(split.input_ids[rows]), dtype=torch.long, device=device)
+            mask = torch.as_tensor(np.asarray(split.attention_mask[rows]), dtype=torch.long, device=device)
+            labels = torch.as_tensor(np.asarray(split.labels[rows]), dtype=torch.long, device=device)
+            with autocast(device, spec.bf16):
+                logits = model(input_ids=ids, attention_mask=mask).logits[..., :vocab]
+            loss, parts = loss_fn(logits.float(), targets.batch(rows, block, device), labels)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                bad = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
+                raise TrainingError(
+                    f"The loss became {value} at step {step} of {desc} ({bad}). Lower 'distill.lr' or the "
+                    "loss weights, or raise 'distill.max_grad_norm' clipping."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, spec.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            result.steps = step
+            result.history.append({"step": step, "loss": value, **parts})
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+            at_eval = spec.eval_every is not None and step % spec.eval_every == 0
+            if evaluate is not None and (at_eval or step == spec.steps):
+                model.eval()
+                quality = float(evaluate(step))
+                if result.best_quality is None or quality > result.best_quality:
+                    result.best_quality, result.best_step = quality, step
+                    if keep_best:
+                        best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+                model.train()
+                result.evals.append((step, quality))
+    except StopTraining as stop:
+        result.stopped_early, result.stop_reason = True, str(stop)
+    finally:
+        bar.close()
+        result.seconds = time.perf_counter() - start
+        model.eval()
+    if keep_best and best_state is not None and result.best_step != result.steps:
+        model.load_state_dict(best_state)
+    return result
