@@ -136,7 +136,7 @@ class DepthOptions:
         require(
             self.layers is not None or self.keep is not None,
             "layers",
-            "or 'keep' is required (how many layers to keep)",
+            "is required, or 'keep' (give one of them: how many layers to keep)",
             None,
         )
         require(self.layers is None or self.layers >= 1, "layers", "must be >= 1", self.layers)
