@@ -17,9 +17,26 @@ def _load(args: argparse.Namespace) -> Any:
     return api.load(args.config, args.set)
 
 
+def _shown(metrics: dict, metric: str) -> float:
+    """The figure a table shows for ``metric``: perplexity itself for causal LMs (their ``quality``
+    is 1 / perplexity), else ``quality``."""
+    return metrics["perplexity"] if metric == "perplexity" else metrics["quality"]
+
+
+def _lm_teacher(info: dict) -> None:
+    how = "converted once from GGUF" if info.get("converted") else "used as it is"
+    print(f"teacher: {info['path']} ({how})")
+    for split, n in info["tokens"].items():
+        print(f"  {split}: {n['documents']:,} documents, {n['blocks']:,} blocks, {n['tokens']:,} tokens")
+    for split in ("validation", "test"):
+        print(f"  {split} perplexity {info[split]['perplexity']:.3f}")
+
+
 def cmd_teacher(args: argparse.Namespace) -> int:
     info = api.teacher(_load(args), progress=not args.quiet)
-    if info.get("finetuned"):
+    if "tokens" in info:
+        _lm_teacher(info)
+    elif info.get("finetuned"):
         val = info.get("validation", {})
         print(f"teacher: {info['path']}")
         print(
@@ -39,8 +56,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     rows = [
         (
             "test " + metric,
-            f"{t['test']['quality']:.4f}",
-            f"{s['test']['quality']:.4f}",
+            f"{_shown(t['test'], metric):.4f}",
+            f"{_shown(s['test'], metric):.4f}",
             f"{r['test_quality_ratio']:.3f}",
         ),
         ("parameters", f"{t['parameters']['total']:,}", f"{s['parameters']['total']:,}", f"{r['parameter_ratio']:.3f}"),
@@ -59,8 +76,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    extra = "" if out["metric"] in ("accuracy", "macro_f1") else f", {out['metric']} {out['quality']:.4f}"
-    print(f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}{extra}")
+    if out["metric"] == "perplexity":
+        print(f"{out['model']} on {out['split']}: perplexity {out['perplexity']:.4f} over {out['tokens']:,} tokens")
+    else:
+        extra = "" if out["metric"] in ("accuracy", "macro_f1") else f", {out['metric']} {out['quality']:.4f}"
+        print(
+            f"{out['model']} on {out['split']}: accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}{extra}"
+        )
     print(
         f"  parameters {out['parameters']['total']:,} (without embeddings {out['parameters']['without_embeddings']:,}), "
         f"{out['size_mb']:.1f} MB"
@@ -183,12 +205,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     metric = r["metric"]
     print(f"{'':<30}{'teacher':>12}{'student':>12}")
-    print(f"{'test ' + metric:<30}{t['test']['quality']:>12.4f}{s['test']['quality']:>12.4f}")
-    print(f"{'proxy validation estimate':<30}{'':>12}{r['proxy']['validation_quality']:>12.4f}")
+    print(f"{'test ' + metric:<30}{_shown(t['test'], metric):>12.4f}{_shown(s['test'], metric):>12.4f}")
+    proxy = r["proxy"]["validation_quality"]
+    proxy = 1 / proxy if metric == "perplexity" else proxy
+    print(f"{'proxy validation estimate':<30}{'':>12}{proxy:>12.4f}")
     print(f"{'parameters':<30}{t['parameters']['total']:>12,}{s['parameters']['total']:>12,}")
     print(f"{'size MB':<30}{t['size_mb']:>12.2f}{s['size_mb']:>12.2f}")
     for key, val in s.get("latency_ms", {}).items():
         print(f"{key.replace('_', ' '):<30}{t['latency_ms'][key]:>12.2f}{val:>12.2f}")
+    if "gguf" in r["formats"]:
+        g = r["formats"]["gguf"]
+        print(f"  gguf: {g['file']}, {g['bytes'] / 1e6:.1f} MB ({g['dtype']}), for llama.cpp")
     for name in ("onnx", "int8"):
         f = r["formats"].get(name)
         if f:

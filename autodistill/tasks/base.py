@@ -160,6 +160,11 @@ class Task(ABC):
             **{s: len(prep.encoded[s]) for s in ("train", "validation", "test")},
         }
 
+    def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
+        """Refuse (ConfigError naming '--formats') a format this teacher's students cannot be written
+        in, before any training. The default refuses none."""
+        return None
+
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
         """Write the formats beyond the HF folder into ``folder``; returns what the card reports of
         each. The default writes none."""

@@ -25,6 +25,8 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
 
@@ -50,6 +52,7 @@ SENTENCES = [
     "<|im_start|>user\nHello there!<|im_end|>\n",
     "  leading spaces\tand\ttabs\n\nnewlines  ",
 ]
+PER_BLOCK = {Qwen2ForCausalLM: 12, Qwen3ForCausalLM: 11}
 ROPE_50K = {"rope_type": "default", "rope_theta": 5e4}
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
 
@@ -133,8 +136,19 @@ def test_transformers_undoes_the_rotary_reorder():
         (MistralForCausalLM, MistralConfig, {"sliding_window": None}, "f32"),
         (Qwen2ForCausalLM, Qwen2Config, {"tie_word_embeddings": True}, "f32"),
         (Qwen2ForCausalLM, Qwen2Config, {"tie_word_embeddings": False}, "f16"),
+        (Qwen3ForCausalLM, Qwen3Config, {"tie_word_embeddings": True}, "f32"),
     ],
-    ids=["llama", "llama-tied", "llama-3l-f16", "llama-tied-f16", "llama-hd32", "mistral", "qwen2-tied", "qwen2-f16"],
+    ids=[
+        "llama",
+        "llama-tied",
+        "llama-3l-f16",
+        "llama-tied-f16",
+        "llama-hd32",
+        "mistral",
+        "qwen2-tied",
+        "qwen2-f16",
+        "qwen3",
+    ],
 )
 def test_round_trip_through_transformers(tmp_path, tokenizer, cls, config_cls, extra, dtype):
     model = _random_model(cls, config_cls, len(tokenizer), **extra)
@@ -145,8 +159,9 @@ def test_round_trip_through_transformers(tmp_path, tokenizer, cls, config_cls, e
         "file": "student.gguf",
         "bytes": (tmp_path / "student.gguf").stat().st_size,
         "dtype": dtype,
-        # 9 per Llama block (+3 q/k/v biases for Qwen2), embeddings, final norm, and output when untied
-        "tensors": (12 if cls is Qwen2ForCausalLM else 9) * blocks + 2 + (not tied),
+        # 9 per Llama block (+3 q/k/v biases for Qwen2, +2 q/k norms for Qwen3), embeddings, final
+        # norm, and output when untied
+        "tensors": PER_BLOCK.get(cls, 9) * blocks + 2 + (not tied),
     }
     back = _reload(tmp_path, "student.gguf")
     assert back.config.tie_word_embeddings == tied
@@ -244,8 +259,12 @@ def test_supported_configs():
     assert gguf_supported(LlamaConfig(**tiny)) is None
     assert gguf_supported(MistralConfig(**tiny)) is None  # its 4096-token window covers all 128 positions
     assert gguf_supported(Qwen2Config(**tiny)) is None
+    assert gguf_supported(Qwen3Config(**tiny)) is None  # its default head_dim, 128
+    assert "head_dim is 128 (the one transformers reads back from GGUF); got 16" in gguf_supported(
+        Qwen3Config(**tiny, head_dim=16)
+    )
     assert gguf_supported(GPT2Config()) == (
-        "GGUF export supports llama-layout models (llama, mistral, qwen2); got gpt2"
+        "GGUF export supports llama-layout models (llama, mistral, qwen2, qwen3); got gpt2"
     )
     windowed = MistralConfig(**{**tiny, "max_position_embeddings": 8192}, sliding_window=4096)
     assert "attends to 4096 tokens of its 8192" in gguf_supported(windowed)

@@ -142,16 +142,25 @@ class CausalLM(Task):
 
         return run_evaluate(cfg, model_dir, split=split, progress=progress)
 
+    def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
+        """GGUF needs a llama-layout teacher (its students keep its layout) and a byte-level BPE tokenizer."""
+        if "gguf" not in formats:
+            return
+        from autodistill.errors import ConfigError
+        from autodistill.tasks.causal_lm.gguf_export import gguf_supported, gguf_tokenizer_supported
+
+        why = gguf_supported(prep.teacher_model().config) or gguf_tokenizer_supported(prep.teacher.tokenizer)
+        if why is not None:
+            raise ConfigError(
+                f"The '--formats' option lists gguf, which this teacher's students cannot be written as: {why}."
+            )
+
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
         if "gguf" not in formats:
             return {}
-        from autodistill.errors import ConfigError
-        from autodistill.tasks.causal_lm.gguf_export import gguf_supported, write_gguf
+        from autodistill.tasks.causal_lm.gguf_export import write_gguf
 
         model = final.run.build.export_model().to("cpu").eval()
-        why = gguf_supported(model.config)
-        if why is not None:
-            raise ConfigError(f"The '--formats' option lists gguf, which this student cannot be written as: {why}.")
         return {"gguf": write_gguf(model, prep.teacher.tokenizer, folder / "model.gguf", dtype="f16")}
 
     def model_card(self, result: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """GGUF export of a causal-LM student: one ``.gguf`` file that llama.cpp (and everything built on it:
 Ollama, LM Studio, llama-cpp-python) runs as it is, with the tokenizer and chat template inside.
 
-Llama-layout models only (llama, mistral, qwen2): the file follows llama.cpp's own converter
+Llama-layout models only (llama, mistral, qwen2, qwen3): the file follows llama.cpp's own converter
 (``convert_hf_to_gguf.py``): the architecture's hyperparameters under llama.cpp's keys, the weights
 under the GGUF tensor names that ``gguf``'s ``TensorNameMap`` gives, Llama's query and key rows
 reordered for llama.cpp's rotary layout, norms in f32, and the byte-level BPE vocabulary as
@@ -24,9 +24,18 @@ from autodistill.files import replacing_file
 
 GGUF_DTYPES = ("f16", "f32")
 # transformers model_type -> the llama.cpp architecture it is written as. A Mistral model without a
-# sliding window is a Llama model (llama.cpp's converter writes it so); Qwen2 has its own
-# architecture (attention biases, and rotary halves that llama.cpp keeps as they are)
-ARCHS = {"llama": gguf.MODEL_ARCH.LLAMA, "mistral": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}
+# sliding window is a Llama model (llama.cpp's converter writes it so); Qwen2 and Qwen3 have their
+# own (Qwen2: attention biases; Qwen3: per-head query/key norms; both keep the rotary halves as
+# transformers has them, so their rows are written unchanged)
+ARCHS = {
+    "llama": gguf.MODEL_ARCH.LLAMA,
+    "mistral": gguf.MODEL_ARCH.LLAMA,
+    "qwen2": gguf.MODEL_ARCH.QWEN2,
+    "qwen3": gguf.MODEL_ARCH.QWEN3,
+}
+# transformers rebuilds these configs from a GGUF file without reading a head size: the class
+# default (hidden_size / heads for qwen2, 128 for qwen3) is the only one that reads back
+QWEN_HEAD_DIM = {"qwen2": None, "qwen3": 128}
 FILE_TYPES = {"f16": gguf.LlamaFileType.MOSTLY_F16, "f32": gguf.LlamaFileType.ALL_F32}
 NUMPY_DTYPES = {"f16": np.float16, "f32": np.float32}
 
@@ -41,8 +50,8 @@ def gguf_supported(config: Any) -> str | None:
     rope_type, _ = _rope(config)
     if rope_type != "default":
         return f"GGUF export supports plain rotary embeddings only; got rope_type={rope_type!r}"
-    if model_type == "qwen2":
-        return _qwen2_problem(config)
+    if model_type in QWEN_HEAD_DIM:
+        return _qwen_problem(config)
     if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
         return "GGUF export supports Llama models without attention or MLP biases"
     window = getattr(config, "sliding_window", None)
@@ -54,13 +63,17 @@ def gguf_supported(config: Any) -> str | None:
     return None
 
 
-def _qwen2_problem(config: Any) -> str | None:
+def _qwen_problem(config: Any) -> str | None:
     if getattr(config, "use_sliding_window", False):
-        return "GGUF export supports Qwen2 models without a sliding window (use_sliding_window=True)"
-    head_dim = getattr(config, "head_dim", None)
-    if head_dim is not None and head_dim != config.hidden_size // config.num_attention_heads:
-        # transformers rebuilds a qwen2 config without the head size, so only the default one reads back
-        return f"GGUF export supports Qwen2 models whose head_dim is hidden_size / heads; got {head_dim}"
+        return f"GGUF export supports {config.model_type} models without a sliding window (use_sliding_window=True)"
+    if getattr(config, "attention_bias", False) and config.model_type == "qwen3":
+        return "GGUF export supports qwen3 models without attention biases"
+    wanted = QWEN_HEAD_DIM[config.model_type] or config.hidden_size // config.num_attention_heads
+    if _head_dim(config) != wanted:
+        return (
+            f"GGUF export supports {config.model_type} models whose head_dim is {wanted} (the one transformers "
+            f"reads back from GGUF); got {_head_dim(config)}"
+        )
     return None
 
 
@@ -73,7 +86,9 @@ def gguf_tokenizer_supported(tokenizer: Any) -> str | None:
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         kind = model.get("type") if not model.get("byte_fallback") else "BPE with byte fallback (sentencepiece-style)"
         return f"GGUF export supports byte-level BPE tokenizers (like GPT-2's and SmolLM2's); got {kind}"
-    if (spec.get("decoder") or {}).get("type") != "ByteLevel" or _pre_tokenizer_name(spec) is None:
+    if (spec.get("decoder") or {}).get("type") != "ByteLevel":
+        return f"GGUF export supports byte-level BPE tokenizers; got the decoder {spec.get('decoder')}"
+    if _pre_tokenizer_name(spec) is None:
         return (
             "GGUF export supports byte-level BPE tokenizers whose pre-tokenizer llama.cpp knows (GPT-2's "
             f"ByteLevel, SmolLM's digits + ByteLevel, Llama 3's or Qwen2's split); got {spec.get('pre_tokenizer')}"
@@ -94,16 +109,18 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, dtype: str = "f16") -> di
     arch = ARCHS[model.config.model_type]
     with replacing_file(path) as tmp:
         writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[arch])
-        _add_hyperparameters(writer, model.config, path.stem, dtype)
-        _add_tokenizer(writer, tokenizer, model.config.vocab_size)
-        count = 0
-        for name, array in _tensors(model, arch, dtype):
-            writer.add_tensor(name, array)
-            count += 1
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
+        try:
+            _add_hyperparameters(writer, model.config, path.stem, dtype)
+            _add_tokenizer(writer, tokenizer, model.config.vocab_size)
+            count = 0
+            for name, array in _tensors(model, arch, dtype):
+                writer.add_tensor(name, array)
+                count += 1
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
     return {"file": path.name, "bytes": path.stat().st_size, "dtype": dtype, "tensors": count}
 
 
