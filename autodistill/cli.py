@@ -93,7 +93,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _front_table(front: list[dict], objectives: list[str]) -> None:
-    head = f"{'trial':>6}" + "".join(f"{o:>14}" for o in objectives) + f"{'val acc':>10}{'param ratio':>13}"
+    # a causal LM's trials carry perplexity (its quality is 1 / perplexity), a classifier's accuracy
+    shown = "perplexity" if any("perplexity" in r.get("metrics", {}) for r in front) else "accuracy"
+    label = "val ppl" if shown == "perplexity" else "val acc"
+    head = f"{'trial':>6}" + "".join(f"{o:>14}" for o in objectives) + f"{label:>10}{'param ratio':>13}"
     print(head)
     for r in front:
         vals = "".join(
@@ -101,7 +104,7 @@ def _front_table(front: list[dict], objectives: list[str]) -> None:
         )
         m = r.get("metrics", {})
         print(
-            f"{r['number']:>6}{vals}{m.get('accuracy', float('nan')):>10.4f}{m.get('parameter_ratio', float('nan')):>13.3f}"
+            f"{r['number']:>6}{vals}{m.get(shown, float('nan')):>10.4f}{m.get('parameter_ratio', float('nan')):>13.3f}"
         )
 
 

@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--keep", type=float, default=0.4)
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=100, help="training steps per arm; 0: sizes and fidelity only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fidelity-rows", type=int, default=16)
     ap.add_argument("--json")
@@ -55,6 +55,12 @@ def main() -> None:
     terms = [{"name": "fkl", "weight": 1.0}]
     index_bytes = 2 if prep.vocab <= 65536 else 4
     rows = []
+    if args.steps == 0:  # sizes and fidelity only, no training
+        for k in args.ks:
+            per_token = k * (2 + index_bytes) + 4
+            rows.append({"k": k, "bytes_per_token": per_token, "reconstruction_kl": kl[k]})
+            print(f"k={k:<5d} {per_token:>6,} B/token ({full_bytes / per_token:,.0f}x smaller)  KL to full {kl[k]:.4f}")
+        args.ks = []
     for k in args.ks:
         over = [f"distill.top_k={k}", *args.set]
         kprep = prep if k == prep.cfg.distill.top_k else prepared(args.config, over)
@@ -66,12 +72,13 @@ def main() -> None:
             f"step {run['step_seconds']:.2f} s  test perplexity {run['perplexity']:.3f}",
             flush=True,
         )
-    live = run_arm(prep, transforms, terms, args.steps, args.seed, targets=LiveTargets(prep, prep.vocab))
-    rows.append({"k": "full (live teacher)", **live})
-    print(
-        f"full logits, live teacher: step {live['step_seconds']:.2f} s  test perplexity {live['perplexity']:.3f}",
-        flush=True,
-    )
+    if args.steps > 0:
+        live = run_arm(prep, transforms, terms, args.steps, args.seed, targets=LiveTargets(prep, prep.vocab))
+        rows.append({"k": "full (live teacher)", **live})
+        print(
+            f"full logits, live teacher: step {live['step_seconds']:.2f} s  test perplexity {live['perplexity']:.3f}",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "rows": rows, "teacher": prep.teacher_metrics["test"]}, fh, indent=2)

@@ -112,6 +112,30 @@ class WeightAverage:
                     p.copy_(kept[n])
 
 
+def checkpoint(
+    model: torch.nn.Module,
+    evaluate: Callable[[int], float],
+    step: int,
+    result: TrainResult,
+    keep_best: bool,
+    best_state: dict[str, torch.Tensor] | None,
+    swap: contextlib.AbstractContextManager | None = None,
+) -> dict[str, torch.Tensor] | None:
+    """One validation checkpoint of a training loop: ``evaluate(step)`` in eval mode (inside ``swap``,
+    e.g. the weight average swapped in), recorded in ``result``; returns the kept best weights (a
+    copy of them when this checkpoint is the best and ``keep_best``)."""
+    model.eval()
+    with swap or contextlib.nullcontext():
+        quality = float(evaluate(step))
+        if result.best_quality is None or quality > result.best_quality:
+            result.best_quality, result.best_step = quality, step
+            if keep_best:
+                best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+    model.train()
+    result.evals.append((step, quality))
+    return best_state
+
+
 def set_dropout(model: torch.nn.Module, rate: float) -> None:
     """``distill.dropout``: every dropout layer of ``model`` drops at ``rate`` (attention dropout
     included: transformers' attention reads its module's ``dropout.p``)."""
@@ -237,15 +261,8 @@ def train(
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
             if evaluate is not None and (at_eval or local == spec.steps):
-                model.eval()
-                with average.swapped() if average is not None else contextlib.nullcontext():
-                    quality = float(evaluate(step))
-                    if result.best_quality is None or quality > result.best_quality:
-                        result.best_quality, result.best_step = quality, step
-                        if keep_best:
-                            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-                model.train()
-                result.evals.append((step, quality))
+                swap = average.swapped() if average is not None else contextlib.nullcontext()
+                best_state = checkpoint(model, evaluate, step, result, keep_best, best_state, swap)
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:

@@ -83,3 +83,39 @@ def test_search_then_export_writes_a_gguf_that_transformers_reads_back(lm_run):
     with torch.inference_mode():
         a, b = hf(ids).logits.argmax(-1), gg(ids).logits.argmax(-1)
     assert float((a == b).float().mean()) >= 0.99
+
+
+def test_a_gpt2_teacher_distils_by_depth_and_refuses_the_transforms_it_lacks(tmp_path, capsys):
+    from helpers import tiny_lm_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    texts = lm_texts(300)
+    tok = tiny_lm_tokenizer(texts)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=3, n_head=4, n_positions=64,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    cfg = {
+        "task": "causal-lm",
+        "output_dir": str(tmp_path / "out"),
+        "teacher": {"model": str(tmp_path / "gpt2")},
+        "data": {"source": str(write_jsonl(tmp_path / "c.jsonl", texts)), "max_length": 32},
+        "student": {"transforms": [{"name": "depth", "layers": 1, "choice": "first"}]},
+        "distill": {"epochs": 1, "batch_size": 8, "lr": 2e-3, "top_k": 8,
+                    "loss": {"temperature": 1.0, "terms": [{"name": "rkl", "weight": 1.0},
+                                                           {"name": "ce", "weight": 0.5}]}},
+        "evaluate": {"repeats": 2, "warmup": 1, "new_tokens": 3, "seq_len": 8},
+        "tracking": {"enabled": False},
+    }  # fmt: skip
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["distill", str(path), "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["student"]["kind"] == "stock" and result["metric"] == "perplexity"
+    assert json.loads((tmp_path / "out" / "student" / "config.json").read_text())["n_layer"] == 1
+    # a transform GPT-2 does not support is refused by name before any work
+    bad = {**cfg, "student": {"transforms": [{"name": "heads", "kv_groups": 1}]}}
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["distill", str(path), "--quiet"]) != 0
+    assert "student.transforms[0]" in capsys.readouterr().err

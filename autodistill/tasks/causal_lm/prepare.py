@@ -113,10 +113,11 @@ def quality_of(found: dict[str, float]) -> dict[str, float]:
 
 
 def require_causal_lm(model_config: Any) -> None:
-    if not getattr(model_config, "is_decoder", False) and "ForCausalLM" not in " ".join(
-        getattr(model_config, "architectures", None) or []
-    ):
+    """A teacher whose kind transformers cannot load as a causal LM is refused by name."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if getattr(model_config, "model_type", None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ConfigError(
-            "The 'teacher.model' is not a causal language model (its config names "
-            f"{getattr(model_config, 'architectures', None)}); task 'causal-lm' needs one."
+            f"The 'teacher.model' is a {getattr(model_config, 'model_type', None)!r} model that transformers "
+            "cannot load as a causal language model (AutoModelForCausalLM); task 'causal-lm' needs one."
         )

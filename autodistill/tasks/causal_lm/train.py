@@ -9,7 +9,6 @@ augmentation path); here every row is a full block and the targets are a ``TopK`
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,14 @@ import torch
 from autodistill.errors import TrainingError
 from autodistill.specs import TrainSpec
 from autodistill.train.device import autocast, resolve_device
-from autodistill.train.loop import StopTraining, TrainResult, optimizer_for, param_groups, set_dropout
+from autodistill.train.loop import (
+    StopTraining,
+    TrainResult,
+    checkpoint,
+    optimizer_for,
+    param_groups,
+    set_dropout,
+)
 
 
 def _batches(indices: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
@@ -94,14 +100,7 @@ def train_lm(
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
             if evaluate is not None and (at_eval or step == spec.steps):
-                model.eval()
-                quality = float(evaluate(step))
-                if result.best_quality is None or quality > result.best_quality:
-                    result.best_quality, result.best_step = quality, step
-                    if keep_best:
-                        best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-                model.train()
-                result.evals.append((step, quality))
+                best_state = checkpoint(model, evaluate, step, result, keep_best, best_state)
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:
