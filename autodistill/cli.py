@@ -221,7 +221,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  gguf: {g['file']}, {g['bytes'] / 1e6:.1f} MB ({g['dtype']}), for llama.cpp")
     for name in ("onnx", "int8"):
         f = r["formats"].get(name)
-        if f:
+        if f and "latency_ms" not in f:  # a causal LM's scorer graph: checked against PyTorch, not timed
+            print(f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, next-token agreement {f['agreement']:.4f}")
+        elif f:
             lat = f["latency_ms"]
             print(
                 f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, test {metric} {f['test_quality']:.4f}, agreement "
@@ -244,7 +246,11 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="export the trial's proxy student (its proxy run is rerun exactly; weights are not stored)",
     )
-    p.add_argument("--formats", default=None, help="comma-separated: hf,onnx,int8 (default: export.formats, hf)")
+    p.add_argument(
+        "--formats",
+        default=None,
+        help="comma-separated: hf,onnx,int8 for classifiers, hf,gguf,onnx for causal LMs (default: export.formats, hf)",
+    )
     p.add_argument("--out", default=None, help="export folder (default: export.out, else OUTPUT_DIR/export)")
     p.add_argument("--register", default=None, metavar="NAME", help="register the exported model in MLflow under NAME")
 
@@ -300,7 +306,11 @@ COMMANDS: dict[
     ),
     "search": (cmd_search, "search students and loss mixtures; running it again continues the study", _search_args),
     "pareto": (cmd_pareto, "print the study's Pareto front and write pareto.json/.csv/.png", _study_args),
-    "export": (cmd_export, "pick a student from the study, train it in full, export it (HF, ONNX, int8)", _export_args),
+    "export": (
+        cmd_export,
+        "pick a student from the study, train it in full, export it (HF; ONNX, int8, GGUF as the task allows)",
+        _export_args,
+    ),
 }
 
 

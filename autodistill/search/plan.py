@@ -12,11 +12,9 @@ import numpy as np
 
 from autodistill.config.run import RunConfig
 from autodistill.fingerprint import hash_json, home
-from autodistill.losses import cached_needs
 from autodistill.search.objective import proxy_plan
 from autodistill.search.space import SearchSpace, SpaceFile
 from autodistill.search.study import shown_url
-from autodistill.specs import Step
 
 
 def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps: int = 5) -> dict[str, Any]:
@@ -27,14 +25,14 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps
 
     s = setup(cfg)
     task, prep, gate = prepared_gate(s, progress)
-    sizes, refused, errors, needs, largest = [], 0, 0, set(), None
+    sizes, refused, errors, samples, largest = [], 0, 0, [], None
     for sample, n in gate.scan(n_points):
         if n is None:
             errors += 1
             continue
         sizes.append(n)
         refused += gate.violation(n) > 0
-        needs |= {x for t in sample.loss.terms for x in cached_needs(t)}
+        samples.append(sample)
         if gate.violation(n) <= 0 and (largest is None or n > largest[0]):
             largest = (n, sample)
     sizes_arr = np.array(sizes) if sizes else np.array([0])
@@ -47,7 +45,7 @@ def plan(cfg: RunConfig, n_points: int = 300, progress: bool = True, probe_steps
         "proxy_examples": s.space.spec.proxy_examples,
         "n_trials": cfg.search.n_trials,
         "teacher_parameters": gate.teacher_parameters,
-        **_cache_sizes(prep, needs),
+        **task.cache_plan(prep, samples),
         "sampled_points": n_points,
         "predicted_parameters_min": int(sizes_arr.min()),
         "predicted_parameters_max": int(sizes_arr.max()),
@@ -79,30 +77,10 @@ def fidelity_record(space: SearchSpace, teacher_fingerprint: str) -> dict[str, A
         return None
 
 
-def _cache_sizes(prep: Any, needs: set[str]) -> dict[str, Any]:
-    """The teacher-output cache's size now, and how much the losses the space maps could add."""
-    tconf = prep.teacher_model().config
-    layers = list(range(1, tconf.num_hidden_layers + 1))
-    growth = prep.cache.estimate_bytes(
-        tconf,
-        prep.encoded,
-        layers if {"hidden", "qkv"} & needs else [],
-        layers if "attentions" in needs else [],
-        layers if "qkv" in needs else [],
-    )
-    cache_mb = sum(Path(p).stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
-    return {
-        "cache_mb": round(cache_mb, 2),
-        "cache_growth_mb_max": round(growth / 1e6, 1),
-        "cache_folder": str(prep.cache.folder),
-    }
-
-
 def trial_cost(cfg: RunConfig, space: SpaceFile, task: Any, prep: Any, sample: Any, probe_steps: int) -> dict[str, Any]:
-    """Seconds one trial of this student takes: a timed probe of a few proxy steps (logit terms
-    only, so the probe never fills the teacher-output cache), scaled to the proxy length, plus the
+    """Seconds one trial of this student takes: a timed probe of a few proxy steps (with the task's
+    ``probe_loss``, which never fills the teacher-output cache), scaled to the proxy length, plus the
     build and validation time the probe also paid. Weights are thrown away."""
-    terms = tuple(t for t in sample.loss.terms if not cached_needs(t)) or (Step("kl"),)
     train = {k: v for k, v in sample.train.items() if k != "lr"}
     spec, indices = proxy_plan(task, prep, cfg, probe_steps, space.proxy_examples, train)
     spec = replace(spec, eval_every=None)
@@ -110,7 +88,7 @@ def trial_cost(cfg: RunConfig, space: SpaceFile, task: Any, prep: Any, sample: A
     run = task.distill(
         prep,
         sample.student,
-        replace(sample.loss, terms=terms),
+        task.probe_loss(sample.loss),
         spec=spec,
         indices=indices,
         evaluate=None,

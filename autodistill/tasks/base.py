@@ -160,6 +160,15 @@ class Task(ABC):
             **{s: len(prep.encoded[s]) for s in ("train", "validation", "test")},
         }
 
+    def cache_plan(self, prep: Any, samples: list[Any]) -> dict[str, Any]:
+        """``autodistill plan``: the teacher-output cache's size now (``cache_mb``, ``cache_folder``)
+        and at most how much the losses of these sampled points could add (``cache_growth_mb_max``)."""
+        return {}
+
+    def probe_loss(self, loss: LossSpec) -> LossSpec:
+        """The loss ``plan``'s timed probe trains with: one that needs nothing new in the cache."""
+        return loss
+
     def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
         """Refuse (ConfigError naming '--formats') a format this teacher's students cannot be written
         in, before any training. The default refuses none."""

@@ -66,15 +66,21 @@ def test_distill_then_a_fresh_process_generates_and_evaluate_gives_back_the_perp
     assert ev["perplexity"] == pytest.approx(s["test"]["perplexity"], rel=0.01)
 
 
-def test_search_then_export_writes_a_gguf_that_transformers_reads_back(lm_run):
+def test_plan_search_then_export_writes_a_gguf_that_transformers_reads_back(lm_run, capsys):
     from transformers import AutoModelForCausalLM
 
     path, tmp = lm_run
+    capsys.readouterr()
+    assert main(["plan", str(path), "--quiet", "--json"]) == 0  # the plan of a causal-LM search
+    info = json.loads(capsys.readouterr().out)
+    assert info["space"] == "lm_fast" and info["cache_mb"] > 0 and info["trial_seconds_max"] > 0
+    assert info["predicted_parameters_max"] < info["teacher_parameters"]
     assert main(["search", str(path), "--quiet"]) == 0
-    assert main(["export", str(path), "--formats", "hf,gguf", "--quiet"]) == 0
+    assert main(["export", str(path), "--formats", "hf,gguf,onnx", "--quiet"]) == 0
     folder = tmp / "out" / "export"
     record = json.loads((folder / "export.json").read_text())
     assert record["formats"]["gguf"]["file"] == "model.gguf"
+    assert record["formats"]["onnx"]["agreement"] == 1.0 and (folder / "model.onnx").is_file()
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and "test perplexity" in card
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

@@ -27,7 +27,7 @@ SEARCH_REPEATS = 3
 @TASKS.register("causal-lm")
 class CausalLM(Task):
     name = "causal-lm"
-    formats = ("hf", "gguf")
+    formats = ("hf", "gguf", "onnx")
     metrics = ("quality", "perplexity", "top1_agreement", "kl")
     pipeline_tag = "text-generation"
 
@@ -134,6 +134,12 @@ class CausalLM(Task):
             **{s: len(prep.encoded[s]) for s in ("train", "validation", "test")},
         }
 
+    def cache_plan(self, prep: Any, samples: list[Any]) -> dict[str, Any]:
+        """The top-k targets of every split (their size does not depend on the sampled students)."""
+        folder = prep.targets["train"].folder
+        sizes = [p.stat().st_size for store in prep.targets.values() for p in store.folder.glob("*.npy")]
+        return {"cache_mb": round(sum(sizes) / 1e6, 2), "cache_growth_mb_max": 0.0, "cache_folder": str(folder)}
+
     def save_student(self, build: Any, prep: Any, folder: Path) -> None:
         build.save(folder, prep.teacher.tokenizer)
 
@@ -143,25 +149,35 @@ class CausalLM(Task):
         return run_evaluate(cfg, model_dir, split=split, progress=progress)
 
     def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
-        """GGUF needs a llama-layout teacher (its students keep its layout) and a byte-level BPE tokenizer."""
-        if "gguf" not in formats:
-            return
+        """GGUF needs a llama-layout teacher (its students keep its layout) and a byte-level BPE
+        tokenizer; ONNX an architecture torch.onnx exports (not mixture-of-experts, under 2 GB)."""
         from autodistill.errors import ConfigError
         from autodistill.tasks.causal_lm.gguf_export import gguf_supported, gguf_tokenizer_supported
+        from autodistill.tasks.causal_lm.onnx_export import onnx_supported
 
-        why = gguf_supported(prep.teacher_model().config) or gguf_tokenizer_supported(prep.teacher.tokenizer)
+        teacher = prep.teacher_model()
+        why = None
+        if "gguf" in formats:
+            why = gguf_supported(teacher.config) or gguf_tokenizer_supported(prep.teacher.tokenizer)
+        if why is None and "onnx" in formats:
+            why = onnx_supported(teacher)  # a student is never larger than its teacher
+            why = why if why is None or "GB" not in why else None
         if why is not None:
             raise ConfigError(
                 f"The '--formats' option lists gguf, which this teacher's students cannot be written as: {why}."
             )
 
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:
-        if "gguf" not in formats:
-            return {}
         from autodistill.tasks.causal_lm.gguf_export import write_gguf
+        from autodistill.tasks.causal_lm.onnx_export import write_onnx
 
         model = final.run.build.export_model().to("cpu").eval()
-        return {"gguf": write_gguf(model, prep.teacher.tokenizer, folder / "model.gguf", dtype="f16")}
+        out: dict[str, Any] = {}
+        if "gguf" in formats:
+            out["gguf"] = write_gguf(model, prep.teacher.tokenizer, folder / "model.gguf", dtype="f16")
+        if "onnx" in formats:  # a full-sequence scorer (logits for every position), no KV cache
+            out["onnx"] = write_onnx(model, folder / "model.onnx", vocab=prep.vocab)
+        return out
 
     def model_card(self, result: dict[str, Any]) -> str:
         from autodistill.tasks.causal_lm.card import model_card

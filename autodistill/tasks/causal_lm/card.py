@@ -41,6 +41,14 @@ def _use(name: str, formats: dict[str, Any]) -> list[str]:
         "```",
         "",
     ]
+    onnx = formats.get("onnx")
+    if onnx:
+        lines += [
+            f"`{onnx['file']}` ({onnx['size_mb']:.1f} MB, opset {onnx['opset']}) computes the logits of every position "
+            "(input_ids, attention_mask; no KV cache) for onnxruntime: next-token agreement with PyTorch "
+            f"{onnx['agreement']:.4f}, largest logit difference {onnx['max_abs_diff']:.1e}.",
+            "",
+        ]
     gguf = formats.get("gguf")
     if gguf:
         lines += [

@@ -84,6 +84,36 @@ class SequenceClassification(Task):
 
         return latency_seq_len(cfg, prep.encoded["test"].lengths)
 
+    def cache_plan(self, prep: Any, samples: list[Any]) -> dict[str, Any]:
+        """The cache now, and its growth should the search map every teacher layer its losses read."""
+        from autodistill.losses import cached_needs
+
+        needs = {x for sample in samples for t in sample.loss.terms for x in cached_needs(t)}
+        tconf = prep.teacher_model().config
+        layers = list(range(1, tconf.num_hidden_layers + 1))
+        growth = prep.cache.estimate_bytes(
+            tconf,
+            prep.encoded,
+            layers if {"hidden", "qkv"} & needs else [],
+            layers if "attentions" in needs else [],
+            layers if "qkv" in needs else [],
+        )
+        cache_mb = sum(p.stat().st_size for p in prep.cache.folder.glob("*.npy")) / 1e6
+        return {
+            "cache_mb": round(cache_mb, 2),
+            "cache_growth_mb_max": round(growth / 1e6, 1),
+            "cache_folder": str(prep.cache.folder),
+        }
+
+    def probe_loss(self, loss: LossSpec) -> LossSpec:
+        """Logit terms only (KL when none is left), so that the probe never fills the cache."""
+        from dataclasses import replace
+
+        from autodistill.losses import cached_needs
+        from autodistill.specs import Step
+
+        return replace(loss, terms=tuple(t for t in loss.terms if not cached_needs(t)) or (Step("kl"),))
+
     def save_student(self, build: Any, prep: Any, folder: Path) -> None:
         model = build.export_model().to("cpu").eval()
         names = list(prep.data.label_names)  # training targets are in the data's label order
