@@ -198,6 +198,10 @@ class DistillConfig:
     # causal-lm: the teacher's logits are cached per token as its top_k logits, their indices and the
     # log-sum-exp of the rest
     top_k: int = 64
+    # causal-lm: the share of training steps on the student's own continuation of each batch's first
+    # half, scored by the live teacher (on-policy distillation, GKD); 0 is off. Full runs only (search
+    # proxies leave it out unless distill.augment.in_search); the teacher runs in those steps
+    on_policy: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -205,6 +209,7 @@ class DistillConfig:
         require(self.proxy_steps >= 1, "proxy_steps", "must be >= 1", self.proxy_steps)
         require(self.proxy_examples >= 2, "proxy_examples", "must be >= 2", self.proxy_examples)
         require(1 <= self.top_k <= 4096, "top_k", "must be in [1, 4096]", self.top_k)
+        require(0 <= self.on_policy <= 1, "on_policy", "must be in [0, 1]", self.on_policy)
         require(self.epochs > 0, "epochs", "must be > 0", self.epochs)
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
         require(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)

@@ -28,7 +28,7 @@ def lm_run(tmp_path):
         "teacher": {"model": str(teacher)},
         "data": {"source": str(data), "max_length": 32, "validation_size": 0.1, "test_size": 0.1},
         "student": {"transforms": [{"name": "depth", "layers": 2, "choice": "uniform"}], "calibration_examples": 8},
-        "distill": {"mode": "full", "epochs": 1, "lr": 2e-3, "batch_size": 8, "top_k": 16,
+        "distill": {"mode": "full", "epochs": 1, "lr": 2e-3, "batch_size": 8, "top_k": 16, "on_policy": 0.25,
                     "loss": {"temperature": 1.0, "terms": [{"name": "fkl", "weight": 1.0}]}},
         "evaluate": {"repeats": 2, "warmup": 1, "new_tokens": 4, "seq_len": 8},
         "search": {"space": "lm_fast", "n_trials": 3, "startup_trials": 2, "calibration_examples": 8,

@@ -58,7 +58,7 @@ def one_position(teacher: list[float], student: list[float], k: int):
 
 
 def test_registered_names():
-    assert LM_LOSSES.names() == ["ce", "fkl", "jsd", "rkl", "skl", "srkl", "tv"]
+    assert LM_LOSSES.names() == ["ce", "fkl", "hidden_cos", "hidden_mse", "jsd", "rkl", "skl", "srkl", "tv"]
 
 
 def test_loss_mask_excludes_exactly_the_position_before_a_minus_100():
@@ -208,7 +208,11 @@ def test_the_composite_sums_weighted_terms():
 @pytest.mark.parametrize(
     ("terms", "temperature", "message"),
     [
-        ([{"name": "fkl"}, {"name": "kl"}], 1, r"'distill\.loss\.terms\[1\]\.name'.*ce, fkl, jsd, rkl, skl, srkl, tv"),
+        (
+            [{"name": "fkl"}, {"name": "kl"}],
+            1,
+            r"'distill\.loss\.terms\[1\]\.name'.*ce, fkl, hidden_cos, hidden_mse, jsd, rkl, skl, srkl, tv",
+        ),
         ([{"name": "jsd", "beta": 1.0}], 1.0, r"'distill\.loss\.terms\[0\]\.beta'.*must be in \(0, 1\)"),
         ([{"name": "skl", "alpha": 1.0}], 1.0, r"'distill\.loss\.terms\[0\]\.alpha'.*must be in \[0, 1\)"),
         ([{"name": "fkl", "gamma": 2}], 1.0, r"'distill\.loss\.terms\[0\]\.gamma'.*not a known key"),

@@ -24,6 +24,12 @@ from autodistill.tasks.base import TASKS, Components, Task, train_spec
 SEARCH_REPEATS = 3
 
 
+def _needs_hidden(term: Any) -> bool:
+    from autodistill.tasks.causal_lm.losses import LM_LOSSES
+
+    return term.name in LM_LOSSES and bool(getattr(LM_LOSSES.get(term.name), "needs_hidden", False))
+
+
 @TASKS.register("causal-lm")
 class CausalLM(Task):
     name = "causal-lm"
@@ -135,10 +141,29 @@ class CausalLM(Task):
         }
 
     def cache_plan(self, prep: Any, samples: list[Any]) -> dict[str, Any]:
-        """The top-k targets of every split (their size does not depend on the sampled students)."""
+        """The top-k targets of every split now; a hidden-state term adds, at most, every teacher
+        layer's states for the training tokens (fp16)."""
         folder = prep.targets["train"].folder
         sizes = [p.stat().st_size for store in prep.targets.values() for p in store.folder.glob("*.npy")]
-        return {"cache_mb": round(sum(sizes) / 1e6, 2), "cache_growth_mb_max": 0.0, "cache_folder": str(folder)}
+        growth = 0.0
+        if any(_needs_hidden(t) for s in samples for t in s.loss.terms):
+            config = prep.teacher_model().config
+            tokens = int(np.asarray(prep.encoded["train"].attention_mask).sum())
+            growth = 2 * config.hidden_size * tokens * config.num_hidden_layers / 1e6
+        return {
+            "cache_mb": round(sum(sizes) / 1e6, 2),
+            "cache_growth_mb_max": round(growth, 1),
+            "cache_folder": str(folder),
+        }
+
+    def probe_loss(self, loss: LossSpec) -> LossSpec:
+        """Terms on the top-k targets only (forward KL when none is left): the probe fills no cache."""
+        from dataclasses import replace
+
+        from autodistill.specs import Step
+
+        kept = tuple(t for t in loss.terms if not _needs_hidden(t))
+        return replace(loss, terms=kept or (Step("fkl", {"weight": 1.0}),))
 
     def save_student(self, build: Any, prep: Any, folder: Path) -> None:
         build.save(folder, prep.teacher.tokenizer)

@@ -10,11 +10,17 @@ The divergences compare the ``k + 1`` buckets of :func:`teacher_log_probs` (P, t
 NaN when a probability underflows. These losses have their own registry, ``LM_LOSSES``: their inputs
 differ from the classifier losses' ``DistillBatch``. Options follow the classifier losses: a frozen
 ``Options`` dataclass per loss, parsed from ``distill.loss.terms[i]`` so that errors name the key.
+
+The hidden-state losses (``hidden_mse``, ``hidden_cos``) read :class:`HiddenInputs` instead: the
+student's hidden states and the teacher's, cached at the mapped teacher indices (``cache.py``), for
+the layer pairs of a :class:`HiddenGeometry` (which teacher layer each student layer was cut from,
+and both widths; a learned projection maps the student's width to the teacher's when they differ).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +32,7 @@ from autodistill.components import registered
 from autodistill.config.schema import parse, require
 from autodistill.errors import ConfigError
 from autodistill.losses.base import NoOptions
+from autodistill.losses.layer_map import resolve_layer_map
 from autodistill.registry import Registry
 from autodistill.tasks.causal_lm.topk import TopK, student_log_probs, teacher_log_probs
 
@@ -55,13 +62,40 @@ def _mix(log_a: torch.Tensor, log_b: torch.Tensor, w: float) -> torch.Tensor:
     return torch.logaddexp(log_a + math.log(w), log_b + math.log(1 - w))
 
 
+@dataclass(frozen=True)
+class HiddenInputs:
+    """What a hidden-state loss reads for one batch (HF ``hidden_states`` layout: index 0 is the
+    embedding output, index i the output of layer i)."""
+
+    student: Sequence[torch.Tensor]  # the student's hidden_states, [B, L, d_s] each
+    teacher: dict[int, torch.Tensor]  # teacher hidden index -> [B, L, d_t] (the cached indices)
+    attention_mask: torch.Tensor  # [B, L], 1 on real tokens
+
+
+@dataclass(frozen=True)
+class HiddenGeometry:
+    """The student and teacher sizes a hidden-state loss maps and projects between.
+
+    ``cut_from``: the teacher layer (0-based) each student layer was cut from (the ``depth``
+    records), None when unknown; ``channels``: the teacher's hidden channels the student kept, in
+    the student's order (the ``hidden`` records), None when unknown."""
+
+    student_layers: int
+    teacher_layers: int
+    student_hidden: int
+    teacher_hidden: int
+    cut_from: tuple[int, ...] | None = None
+    channels: tuple[int, ...] | None = None
+
+
 class LMLoss(nn.Module):
     """One causal-LM loss term. Subclasses set ``name`` (and ``Options``) and define ``divergence``
-    on the bucket log-probabilities, or override ``forward`` (``ce``)."""
+    on the bucket log-probabilities, or override ``forward`` (``ce``, the hidden-state losses)."""
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
     uses_teacher: ClassVar[bool] = True
+    needs_hidden: ClassVar[bool] = False  # reads HiddenInputs (the student's and the cached teacher's states)
     scale_t2: ClassVar[bool] = True  # times T^2 so gradients keep their size as T changes (Hinton et al.)
 
     def __init__(self, *, key: str = "", **options: Any) -> None:
@@ -69,8 +103,22 @@ class LMLoss(nn.Module):
         self.key = key or f"{KEY}[{self.name}]"
         self.options = parse(self.Options, options, path=self.key)
 
+    @classmethod
+    def cached_needs(cls, options: dict[str, Any]) -> set[str]:
+        """What the teacher cache must hold beyond the top-k targets for this loss ("hidden")."""
+        return {"hidden"} if cls.needs_hidden else set()
+
+    def teacher_hidden_layers(self) -> list[int]:
+        """The teacher hidden indices this loss reads (none for the logit losses)."""
+        return []
+
     def forward(
-        self, student_logits: torch.Tensor, target: TopK | None, labels: torch.Tensor, temperature: float
+        self,
+        student_logits: torch.Tensor,
+        target: TopK | None,
+        labels: torch.Tensor,
+        temperature: float,
+        hidden: HiddenInputs | None = None,
     ) -> torch.Tensor:
         mask = loss_mask(labels)
         log_p, log_q = self._buckets(student_logits, target, mask, temperature)
@@ -204,12 +252,142 @@ class NextTokenCE(LMLoss):
     uses_teacher = False
 
     def forward(
-        self, student_logits: torch.Tensor, target: TopK | None, labels: torch.Tensor, temperature: float
+        self,
+        student_logits: torch.Tensor,
+        target: TopK | None,
+        labels: torch.Tensor,
+        temperature: float,
+        hidden: HiddenInputs | None = None,
     ) -> torch.Tensor:
         mask = loss_mask(labels)
         following = labels[:, 1:][mask[:, :-1]]
         total = F.cross_entropy(student_logits[mask].float(), following, reduction="sum")
         return total / mask.sum().clamp_min(1)
+
+
+@dataclass(frozen=True)
+class HiddenOptions:
+    # "uniform": each student layer's output against the output of the teacher layer it was cut
+    # from (evenly spaced teacher layers when that is unknown); or one teacher hidden index per
+    # student layer, null for a student layer left unmatched
+    layers: str | list[int | None] = "uniform"
+
+    def __post_init__(self) -> None:
+        rule = "must be 'uniform' or a list with one teacher hidden-state index (>= 1) or null per student layer"
+        if isinstance(self.layers, str):
+            require(self.layers == "uniform", "layers", rule, self.layers)
+        else:
+            given = [t for t in self.layers if t is not None]
+            require(bool(given) and all(t >= 1 for t in given), "layers", rule, self.layers)
+
+
+def layer_pairs(layers: str | list[int | None], g: HiddenGeometry, key: str) -> list[tuple[int, int]]:
+    """``[(student hidden index, teacher hidden index), ...]`` of the ``layers`` option for this
+    student; an explicit list that does not fit it is a ConfigError naming ``<key>.layers``."""
+    n_s, n_t = g.student_layers, g.teacher_layers
+    if isinstance(layers, str):
+        if g.cut_from is not None and len(g.cut_from) == n_s:
+            return [(j + 1, t + 1) for j, t in enumerate(g.cut_from)]
+        return resolve_layer_map("uniform", n_s, n_t)
+    if len(layers) != n_s:
+        raise ConfigError(
+            f"The '{key}.layers' parameter must list one teacher hidden-state index (or null) per student "
+            f"layer ({n_s} entries). Got {len(layers)} entries instead: {list(layers)!r}."
+        )
+    bad = [t for t in layers if t is not None and not 1 <= t <= n_t]
+    if bad:
+        raise ConfigError(
+            f"The '{key}.layers' parameter entries must be teacher hidden-state indices in [1, {n_t}] "
+            f"(i = the output of teacher layer i). Got {bad[0]!r} instead."
+        )
+    return [(j + 1, t) for j, t in enumerate(layers) if t is not None]
+
+
+class HiddenLoss(LMLoss):
+    """A distance between the student's and the teacher's hidden states, per mapped layer pair,
+    averaged over real tokens (``attention_mask``) and then over the pairs. When the widths differ
+    (a ``hidden`` transform) the student's states go through one learned linear projection
+    ``d_s -> d_t`` shared by all pairs (TinyBERT's ``W_h``, Jiao et al. 2020), started at the
+    channel selection the transform made when it is known. The projection belongs to the loss,
+    not to the student: it is trained with it and never saved with it. As in transformers, the
+    last hidden index of either model is after its final norm, so a student whose last layer was
+    cut from a middle teacher layer (``depth`` with ``choice: first``) compares a normed state with
+    an un-normed one there."""
+
+    Options = HiddenOptions
+    needs_hidden = True
+    scale_t2 = False
+
+    def __init__(self, *, key: str = "", geometry: HiddenGeometry | None = None, **options: Any) -> None:
+        super().__init__(key=key, **options)
+        if geometry is None:
+            raise ValueError(f"The loss {self.name!r} ({self.key}) needs the student's and teacher's HiddenGeometry.")
+        self.pairs = layer_pairs(self.options.layers, geometry, self.key)
+        self.proj: nn.Linear | None = None
+        if geometry.student_hidden != geometry.teacher_hidden:
+            self.proj = nn.Linear(geometry.student_hidden, geometry.teacher_hidden)
+            if geometry.channels is not None and len(geometry.channels) == geometry.student_hidden:
+                with torch.no_grad():  # student channel j is teacher channel channels[j]
+                    self.proj.weight.zero_()
+                    self.proj.weight[list(geometry.channels), range(geometry.student_hidden)] = 1.0
+                    self.proj.bias.zero_()
+
+    def teacher_hidden_layers(self) -> list[int]:
+        return sorted({t for _, t in self.pairs})
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        target: TopK | None,
+        labels: torch.Tensor,
+        temperature: float,
+        hidden: HiddenInputs | None = None,
+    ) -> torch.Tensor:
+        if hidden is None:
+            raise ValueError(f"The loss {self.name!r} ({self.key}) needs the hidden states, which are missing.")
+        mask = hidden.attention_mask.to(torch.float32)
+        values = []
+        for s, t in self.pairs:
+            h_s = hidden.student[s].float()
+            if self.proj is not None:
+                h_s = self.proj(h_s)
+            values.append(self.distance(h_s, hidden.teacher[t].float().detach(), mask))
+        return torch.stack(values).mean()
+
+    def distance(self, h_s: torch.Tensor, h_t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """One layer pair's value from ``[B, L, d]`` states and the ``[B, L]`` float token mask."""
+        raise NotImplementedError
+
+
+@register
+class HiddenMSE(HiddenLoss):
+    """``||H_s W - H_t||^2 / ||H_t||^2`` per real token, averaged over tokens, then pairs: each token's
+    squared error divided by the teacher's squared norm at that token (the MSE over the teacher's
+    mean square, token by token). 0 when the student matches and 1 when it outputs zeros, at any
+    model's scale, so one weight suits every model and layer; dividing rather than layer-norming
+    both sides keeps the norm in the target. Per token rather than per layer because a few tokens
+    can carry most of a layer's square: SmolLM2's states reach about 22,500 in two channels of a
+    block's first token in layers 12 to 28, where the other tokens' mean square is 40 to 340, so a
+    per-layer mean square would mostly measure that one token."""
+
+    name = "hidden_mse"
+
+    def distance(self, h_s: torch.Tensor, h_t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        norm = torch.where(mask > 0, h_t.pow(2).sum(-1), torch.ones_like(mask))  # padding: no 0 / 0
+        per_token = (h_s - h_t).pow(2).sum(-1) / norm.clamp_min(1e-12)
+        return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+@register
+class HiddenCosine(HiddenLoss):
+    """``1 - cos(H_s W, H_t)`` per real token, averaged: directions only, so layers (and models)
+    with large norms do not dominate; in [0, 2]."""
+
+    name = "hidden_cos"
+
+    def distance(self, h_s: torch.Tensor, h_t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        per_token = 1.0 - F.cosine_similarity(h_s, h_t, dim=-1, eps=1e-8)
+        return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 class CompositeLMLoss(nn.Module):
@@ -227,11 +405,26 @@ class CompositeLMLoss(nn.Module):
         """Whether any term reads the teacher's targets (an all-``ce`` loss needs no teacher cache)."""
         return any(term.uses_teacher for term in self.terms.values())
 
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether any term reads hidden states (then the student is run with ``output_hidden_states``)."""
+        return any(term.needs_hidden for term in self.terms.values())
+
+    def teacher_hidden_layers(self) -> list[int]:
+        """The teacher hidden indices the terms read: what the train split's cache must hold."""
+        return sorted({i for term in self.terms.values() for i in term.teacher_hidden_layers()})
+
     def forward(
-        self, student_logits: torch.Tensor, target: TopK | None, labels: torch.Tensor
+        self,
+        student_logits: torch.Tensor,
+        target: TopK | None,
+        labels: torch.Tensor,
+        hidden: HiddenInputs | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted total, and each term's unweighted value and the total as floats for logging."""
-        values = {name: term(student_logits, target, labels, self.temperature) for name, term in self.terms.items()}
+        values = {
+            name: term(student_logits, target, labels, self.temperature, hidden) for name, term in self.terms.items()
+        }
         total = torch.zeros((), device=student_logits.device, dtype=torch.float32)
         for name, value in values.items():
             total = total + self.term_weights[name] * value
@@ -239,9 +432,12 @@ class CompositeLMLoss(nn.Module):
         return total, dict(zip([*values, "total"], logged))
 
 
-def build_lm_loss(terms: list[dict[str, Any]], temperature: float) -> CompositeLMLoss:
+def build_lm_loss(
+    terms: list[dict[str, Any]], temperature: float, geometry: HiddenGeometry | None = None
+) -> CompositeLMLoss:
     """The composite loss of ``distill.loss.terms`` (each ``{"name", "weight", <options>}``) at
-    ``temperature``; a wrong name, weight or option is a ConfigError naming its key."""
+    ``temperature``; a wrong name, weight or option is a ConfigError naming its key. ``geometry``:
+    the student's and teacher's sizes, which the hidden-state terms need (and only they)."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
         raise ConfigError(
             f"The 'distill.loss.temperature' parameter must be a number > 0. Got {temperature!r} instead."
@@ -261,6 +457,9 @@ def build_lm_loss(terms: list[dict[str, Any]], temperature: float) -> CompositeL
         weight = term.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
             raise ConfigError(f"The '{key}.weight' parameter must be a number >= 0. Got {weight!r} instead.")
-        built[name] = cls(key=key, **{k: v for k, v in term.items() if k not in ("name", "weight")})
+        options = {k: v for k, v in term.items() if k not in ("name", "weight")}
+        if cls.needs_hidden:
+            options["geometry"] = geometry  # a hidden-state term without one says so
+        built[name] = cls(key=key, **options)
         weights[name] = float(weight)
     return CompositeLMLoss(built, weights, temperature)

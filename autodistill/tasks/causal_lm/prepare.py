@@ -1,11 +1,15 @@
 """What every student of a ``causal-lm`` config shares: the text packed into token blocks with the
 teacher's tokenizer, the teacher (converted once from GGUF, or the user's folder), its top-k targets
 cached for every split, and its perplexity on validation and test (computed once, kept beside the
-cache)."""
+cache). The train split's cache also holds the teacher's hidden states at the layers a hidden-state
+loss reads: those the configured student and loss read are filled in the same teacher pass as the
+top-k targets when they are known before the student is built; others are added on demand
+(:meth:`LMPrepared.train_targets`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +54,38 @@ class LMPrepared:
         rows = np.sort(np.random.default_rng(self.cfg.seed).choice(len(train), n, replace=False))
         return torch.as_tensor(np.asarray(train.input_ids[rows]), dtype=torch.long)
 
+    def train_targets(self, hidden_layers: Sequence[int] = ()) -> Any:
+        """The train split's ``TopKStore``, holding the teacher's hidden states at the HF hidden
+        indices ``hidden_layers`` too: a cache that lacks any is extended (one teacher pass)."""
+        if not set(hidden_layers) <= set(self.targets["train"].hidden):
+            self.targets["train"] = _store(self, "train", hidden_layers)  # it opens every index held
+        return self.targets["train"]
+
+
+def _store(prep: LMPrepared, name: str, hidden_layers: Sequence[int] = ()) -> Any:
+    from autodistill.tasks.causal_lm.cache import topk_cache
+
+    return topk_cache(
+        prep.teacher_model, prep.teacher.fingerprint, prep.encoded[name], prep.data.fingerprint,
+        prep.cfg.distill.top_k, prep.vocab, name=name, progress=prep.progress, hidden_layers=hidden_layers,
+    )  # fmt: skip
+
+
+def planned_hidden_layers(cfg: RunConfig, teacher_config: Any) -> list[int]:
+    """The teacher hidden indices the configured loss reads for the configured student, when known
+    before the student is built (not when its depth is chosen by importance): the train split's
+    first teacher pass fills them with the top-k targets. [] when no term reads hidden states."""
+    from autodistill.tasks.causal_lm.distill import planned_geometry
+    from autodistill.tasks.causal_lm.losses import LM_LOSSES, build_lm_loss
+
+    terms = cfg.distill.loss.terms
+    if not any(t["name"] in LM_LOSSES and LM_LOSSES.get(t["name"]).needs_hidden for t in terms):
+        return []
+    geometry = planned_geometry(teacher_config, cfg.student.transforms)
+    if geometry is None:
+        return []
+    return build_lm_loss(terms, cfg.distill.loss.temperature, geometry).teacher_hidden_layers()
+
 
 def usable_vocab(model_config: Any, tokenizer: Any) -> int:
     """Columns of the logits that are tokens: a padded vocabulary (logits wider than the
@@ -58,7 +94,6 @@ def usable_vocab(model_config: Any, tokenizer: Any) -> int:
 
 
 def prepare(cfg: RunConfig, progress: bool = True) -> LMPrepared:
-    from autodistill.tasks.causal_lm.cache import topk_cache
     from autodistill.tasks.causal_lm.data import check_block_size, check_tokenizer, load_lm_data
 
     teacher = load_lm_teacher(cfg, progress=progress)
@@ -74,11 +109,9 @@ def prepare(cfg: RunConfig, progress: bool = True) -> LMPrepared:
         if len(split) and int(np.max(split.input_ids)) >= vocab:
             raise DataError(f"The {name} split holds token ids beyond the teacher's vocabulary ({vocab}).")
     prep = LMPrepared(cfg, data, teacher, dict(data.splits), {}, {}, vocab, progress)
+    hidden = planned_hidden_layers(cfg, config)
     for name in SPLITS:
-        prep.targets[name] = topk_cache(
-            prep.teacher_model, teacher.fingerprint, data.splits[name], data.fingerprint, cfg.distill.top_k,
-            vocab, name=name, progress=progress,
-        )  # fmt: skip
+        prep.targets[name] = _store(prep, name, hidden if name == "train" else ())
     prep.teacher_metrics = _teacher_metrics(prep)
     return prep
 

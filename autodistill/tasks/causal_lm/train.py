@@ -1,6 +1,8 @@
 """The causal-LM training loop: fixed-length token blocks, targets from the top-k cache, the
 classifier loop's optimiser and schedule (``train.loop.optimizer_for``), validation at checkpoints
-and the best checkpoint kept.
+and the best checkpoint kept. When a loss reads hidden states the student runs with
+``output_hidden_states`` and the teacher's come from the cache; the loss's own parameters (a
+hidden-state projection) are trained beside the student's.
 
 A loop of its own rather than ``train.loop.train``: that loop pads variable-length examples per
 batch and feeds a ``DistillBatch`` of classifier targets (hidden states, attention maps, an
@@ -51,22 +53,34 @@ def train_lm(
     progress: bool = True,
     desc: str = "distill",
     vocab: int | None = None,
+    on_policy: Any = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` steps on the rows ``indices`` of ``split`` (an ``LMSplit``)
     against ``targets`` (its ``TopKStore``) with ``loss_fn`` (a ``losses.CompositeLMLoss``, which holds the
     temperature). ``evaluate(step) -> quality`` runs every
     ``spec.eval_every`` steps and at the end; it may raise ``StopTraining``. ``vocab``: the logit
-    columns that are real tokens (a padded vocabulary's extra columns are left out)."""
+    columns that are real tokens (a padded vocabulary's extra columns are left out). A loss with
+    hidden-state terms needs ``targets`` to hold the teacher's states at
+    ``loss_fn.teacher_hidden_layers()`` (``TopKStore.hidden_batch``). ``on_policy`` (an
+    ``on_policy.OnPolicy``) swaps a share of the batches for the student's own continuations,
+    scored by the live teacher."""
     from tqdm.auto import tqdm
+
+    from autodistill.tasks.causal_lm.losses import HiddenInputs
 
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
     model.to(device).train()
     if spec.dropout is not None:
         set_dropout(model, spec.dropout)
+    loss_fn.to(device).train()
     params = list(model.named_parameters())
-    optimizer, scheduler = optimizer_for(param_groups(params, spec.weight_decay), spec)
-    trainable = [p for _, p in params if p.requires_grad]
+    extra = [(f"loss.{n}", p) for n, p in loss_fn.named_parameters()]  # projections learn with the student
+    groups = param_groups(params, spec.weight_decay) + param_groups(extra, spec.weight_decay)
+    optimizer, scheduler = optimizer_for(groups, spec)
+    trainable = [p for _, p in params + extra if p.requires_grad]
+    layers = loss_fn.teacher_hidden_layers() if getattr(loss_fn, "needs_hidden", False) else []
+    want = {"output_hidden_states": True} if layers else {}
     result = TrainResult(steps=0, seconds=0.0)
     best_state: dict[str, torch.Tensor] | None = None
     batches = _batches(np.asarray(indices), spec.batch_size, spec.seed)
@@ -79,9 +93,17 @@ def train_lm(
             ids = torch.as_tensor(np.asarray(split.input_ids[rows]), dtype=torch.long, device=device)
             mask = torch.as_tensor(np.asarray(split.attention_mask[rows]), dtype=torch.long, device=device)
             labels = torch.as_tensor(np.asarray(split.labels[rows]), dtype=torch.long, device=device)
+            own = on_policy.batch(model, ids, mask) if on_policy is not None else None
+            if own is not None:
+                ids, mask, labels, target = own[0], own[1], own[2], own[3].to(device)
+            else:
+                target = targets.batch(rows, block, device)
             with autocast(device, spec.bf16):
-                logits = model(input_ids=ids, attention_mask=mask).logits[..., :vocab]
-            loss, parts = loss_fn(logits.float(), targets.batch(rows, block, device), labels)
+                out = model(input_ids=ids, attention_mask=mask, **want)
+            hidden = None
+            if layers:
+                hidden = HiddenInputs(out.hidden_states, targets.hidden_batch(rows, block, layers, device), mask)
+            loss, parts = loss_fn(out.logits[..., :vocab].float(), target, labels, hidden)
             value = float(loss.detach())
             if not math.isfinite(value):
                 bad = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
