@@ -23,20 +23,30 @@ from autodistill.train.loop import TrainResult
 
 @dataclass
 class LMBuild:
-    """A built student and the records that rebuild it from the teacher alone."""
+    """A built student and the records that rebuild it from the teacher alone. ``model`` is the
+    model that trains (with a ``lora`` step, a peft model holding the adapters); ``export_model``
+    the plain model it ships as."""
 
     model: Any
     records: list[dict[str, Any]]
 
     @property
     def resolved(self) -> dict[str, Any]:
-        return {"kind": "stock", "architecture": type(self.model).__name__, "transforms": self.records}
+        from autodistill.tasks.causal_lm.student import plain_class
+
+        return {"kind": "stock", "architecture": plain_class(self.model).__name__, "transforms": self.records}
 
     def export_model(self) -> Any:
-        return self.model
+        """The plain model of the teacher's class: ``model`` itself, or, with adapters, a fresh
+        merged copy at each call. A copy rather than merging ``model`` once and caching it: the
+        search measures a student and may go on training it, and a cached merge would go stale
+        while merging in place would end the adapters' training."""
+        from autodistill.tasks.causal_lm.student import shipped_model
+
+        return shipped_model(self.model)
 
     def save(self, folder: Path, tokenizer: Any) -> None:
-        model = self.model.to("cpu").eval()
+        model = self.export_model().to("cpu").eval()
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
 

@@ -10,6 +10,11 @@ weights again from the records, without data.
 
 Supported teachers: Llama-layout decoders (llama, mistral, qwen2, qwen3) take every transform;
 GPT-2 takes ``depth`` only. Every layer keeps the same counts, so the config stays uniform.
+
+``lora``, last in the list, cuts nothing: it trains low-rank adapters on the student the shape
+transforms cut (``wrap`` gives a peft model whose other weights are frozen), and
+:func:`shipped_model` merges them into a plain model of the teacher's class, with the parameter
+count the shape transforms planned.
 """
 
 from __future__ import annotations
@@ -33,17 +38,16 @@ from autodistill.tasks.causal_lm import importance as imp
 State = dict[str, torch.Tensor]
 
 _ALL = ("depth", "heads", "mlp", "hidden")
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "llama": _ALL,
-    "mistral": _ALL,
-    "qwen2": _ALL,
-    "qwen3": _ALL,
-    "gpt2": ("depth",),
-}
+_LLAMA = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED: dict[str, tuple[str, ...]] = {**{arch: _ALL for arch in _LLAMA}, "gpt2": ("depth",)}
+# transforms that train the student differently rather than cut it: every supported architecture
+# takes them, and they come after the shape transforms
+TRAINING = ("lora",)
 
 
 def supported_transforms(config: Any) -> tuple[str, ...]:
-    """The transforms a teacher of this config's architecture takes; () when it is not supported."""
+    """The shape transforms a teacher of this config's architecture takes; () when it is not
+    supported (a supported one also takes the ``TRAINING`` transforms)."""
     return SUPPORTED.get(getattr(config, "model_type", None), ())
 
 
@@ -110,6 +114,10 @@ class LMTransform(ABC):
     @abstractmethod
     def apply(self, state: State, config: Any, resolved: dict[str, Any]) -> tuple[State, Any]:
         """The state dict and config cut as ``resolved`` says (a pure function of the three)."""
+
+    def wrap(self, model: Any, resolved: dict[str, Any]) -> Any:
+        """The built student as it trains (``lora``: with adapters); the model itself by default."""
+        return model
 
 
 LM_TRANSFORMS: Registry[type[LMTransform]] = Registry("causal-LM student transform")
@@ -387,6 +395,119 @@ class Hidden(LMTransform):
         return state, _with_hidden(config, len(keep))
 
 
+# --- lora ----------------------------------------------------------------------------------
+
+# the linear projections of one decoder layer, by architecture: lora's default and allowed targets
+LORA_TARGETS: dict[str, tuple[str, ...]] = {
+    **{arch: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj") for arch in _LLAMA},
+    "gpt2": ("c_attn", "c_proj", "c_fc"),
+}
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    r: int = field(default=16, metadata={"help": "rank of each adapter"})
+    alpha: float | None = field(default=None, metadata={"help": "the update is (alpha / r) * B @ A; 2 r if unset"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the adapters' input, in [0, 1)"})
+    targets: list[str] | None = field(
+        default=None, metadata={"help": "projections that get adapters; all of a decoder layer's if unset"}
+    )
+    train_embeddings: bool = field(default=False, metadata={"help": "train the token embeddings and lm_head too"})
+
+    def __post_init__(self) -> None:
+        require(self.r >= 1, "r", "must be >= 1", self.r)
+        require(self.alpha is None or self.alpha > 0, "alpha", "must be > 0 (or left out for 2 r)", self.alpha)
+        require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)", self.dropout)
+        require(self.targets is None or len(self.targets) > 0, "targets", "must name a projection", self.targets)
+
+
+@LM_TRANSFORMS.register("lora")
+class Lora(LMTransform):
+    """Low-rank adapters (Hu et al. 2022, through peft) on the student cut so far: the shape and
+    the weights stay as they are, ``wrap`` adds the adapters and freezes everything else (norms
+    included, as peft's ``get_peft_model`` does; embeddings and lm_head unless
+    ``train_embeddings``), and :func:`shipped_model` merges them back into a plain model."""
+
+    name = "lora"
+    Options = LoraOptions
+
+    def _targets(self, config: Any, options: LoraOptions) -> list[str]:
+        valid = LORA_TARGETS[config.model_type]
+        targets = list(valid) if options.targets is None else list(options.targets)
+        wrong = [t for t in targets if t not in valid]
+        if wrong or len(set(targets)) != len(targets):
+            raise Invalid(
+                "targets",
+                f"must name distinct linear projections of a {config.model_type} decoder layer "
+                f"({', '.join(valid)}). Got {targets} instead.",
+            )
+        return targets
+
+    def plan(self, config: Any, options: LoraOptions) -> Any:
+        self._targets(config, options)
+        return copy.deepcopy(config)  # merged adapters add no parameter to the shipped student
+
+    def resolve(self, model: Any, config: Any, options: LoraOptions, calibration: torch.Tensor | None) -> dict:
+        return {
+            "r": options.r,
+            "alpha": float(2 * options.r if options.alpha is None else options.alpha),
+            "dropout": float(options.dropout),
+            "targets": self._targets(config, options),
+            "train_embeddings": options.train_embeddings,
+            "init_seed": 0,
+        }
+
+    def apply(self, state: State, config: Any, resolved: dict[str, Any]) -> tuple[State, Any]:
+        return state, copy.deepcopy(config)
+
+    def wrap(self, model: Any, resolved: dict[str, Any]) -> Any:
+        """A peft model: adapters on the target projections, every other weight frozen. Each A is
+        drawn from a generator seeded with ``init_seed`` and each B starts at zero (peft's LoRA
+        initialisation), so the wrapped student computes exactly what ``model`` did and a record
+        always gives the same adapters."""
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        config = LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=int(resolved["r"]),
+            lora_alpha=float(resolved["alpha"]),
+            lora_dropout=float(resolved["dropout"]),
+            target_modules=list(resolved["targets"]),
+            fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores its weight transposed
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(resolved.get("init_seed", 0)))
+            wrapped = get_peft_model(model, config)
+        if resolved.get("train_embeddings", False):
+            # the base model's own tensors, not peft's modules_to_save copies: a copy of a tied
+            # embedding would untie it, and merge_and_unload keeps these trained tensors as they are
+            for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+                module.weight.requires_grad_(True)
+        return wrapped
+
+
+def is_adapted(model: Any) -> bool:
+    """Does ``model`` carry LoRA adapters (a peft model)?"""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def plain_class(model: Any) -> type:
+    """The class of the model the student ships as (the teacher's)."""
+    return type(model.get_base_model()) if is_adapted(model) else type(model)
+
+
+def shipped_model(model: Any) -> torch.nn.Module:
+    """The plain model the student ships as: ``model`` itself, or for an adapted student a copy
+    with the adapters merged into its weights (the teacher's class, no peft module, every weight
+    trainable), so that ``model`` keeps its adapters and can go on training."""
+    if not is_adapted(model):
+        return model
+    merged = copy.deepcopy(model).merge_and_unload()
+    return merged.requires_grad_(True)
+
+
 # --- composing -----------------------------------------------------------------------------
 
 
@@ -397,13 +518,24 @@ def parse_steps(transforms: list[dict]) -> list[tuple[str, Any]]:
     steps = []
     for i, raw in enumerate(transforms):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            raise ConfigError(f"The 'student.transforms[{i}].name' parameter is required (one of {', '.join(_ALL)}).")
+            names = ", ".join(_ALL + TRAINING)
+            raise ConfigError(f"The 'student.transforms[{i}].name' parameter is required (one of {names}).")
         try:
             cls = LM_TRANSFORMS.get(raw["name"])
-        except RegistryError as err:
-            raise ConfigError(f"The 'student.transforms[{i}].name' parameter is wrong: {err}") from None
+        except RegistryError:
+            shape = ", ".join(n for n in LM_TRANSFORMS.names() if n not in TRAINING)
+            raise ConfigError(
+                f"The 'student.transforms[{i}].name' parameter must be one of the shape transforms {shape}, or, "
+                f"last, {' or '.join(TRAINING)}. Got {raw['name']!r} instead."
+            ) from None
         opts = {k: v for k, v in raw.items() if k != "name"}
         steps.append((raw["name"], parse(cls.Options, opts, f"student.transforms[{i}]")))
+    for i, (name, _) in enumerate(steps[:-1]):
+        if name in TRAINING:
+            raise ConfigError(
+                f"The 'student.transforms[{i}].name' parameter is {name!r}, which must be the last transform "
+                f"(after the shape transforms, whose student it adapts). Got it at position {i} of {len(steps)}."
+            )
     return steps
 
 
@@ -416,10 +548,10 @@ def _check_supported(config: Any, steps: list[tuple[str, Any]]) -> None:
             f"student. Supported architectures and their transforms: {kinds}."
         )
     for i, (name, _) in enumerate(steps):
-        if name not in supported:
+        if name not in supported + TRAINING:
             raise ConfigError(
                 f"The 'student.transforms[{i}].name' parameter is {name!r}, which a {config.model_type} teacher "
-                f"does not support; it supports: {', '.join(supported)}."
+                f"does not support; it supports: {', '.join(supported + TRAINING)}."
             )
 
 
@@ -495,10 +627,17 @@ def _check_step(i: int, name: str, planned: Any, actual: Any) -> None:
         raise _misfit(f"student.transforms[{i}] ({name}) gives another shape than its options plan")
 
 
+def _wrapped(model: torch.nn.Module, steps: list[tuple[str, Any]], records: list[dict]) -> Any:
+    for (name, _), rec in zip(steps, records):
+        model = LM_TRANSFORMS.get(name)().wrap(model, rec["resolved"])
+    return model
+
+
 def build_student(
     teacher: Any, transforms: list[dict], calibration: torch.Tensor | None
 ) -> tuple[torch.nn.Module, list[dict]]:
-    """The student cut from ``teacher`` (float32, CPU, train mode) and its records, JSON-able dicts
+    """The student cut from ``teacher`` (float32, CPU, train mode; a peft model with a ``lora`` step,
+    :func:`shipped_model` gives its plain form) and its records, JSON-able dicts
     ``{name, options, resolved}`` that ``rebuild_student`` rebuilds it from. ``calibration``: input
     ids [n, L], used only where a transform scores importance."""
     steps = parse_steps(transforms)
@@ -517,7 +656,7 @@ def build_student(
         model = None  # the next step scores the model as cut so far
         options_raw = {k: v for k, v in raw.items() if k != "name"}
         records.append({"name": name, "options": options_raw, "resolved": resolved})
-    return _model(type(teacher), config, state).train(), records
+    return _wrapped(_model(type(teacher), config, state), steps, records).train(), records
 
 
 def rebuild_student(teacher: Any, records: list[dict]) -> torch.nn.Module:
@@ -533,4 +672,4 @@ def rebuild_student(teacher: Any, records: list[dict]) -> torch.nn.Module:
         planned = transform.plan(config, options)
         state, config = transform.apply(state, config, rec["resolved"])
         _check_step(i, name, planned, config)
-    return _model(type(teacher), config, state).train()
+    return _wrapped(_model(type(teacher), config, state), steps, records).train()
