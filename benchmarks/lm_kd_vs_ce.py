@@ -45,7 +45,11 @@ def main() -> None:
     for arm in args.arms:
         choice, terms = ARMS[arm]
         transforms = [{"name": "depth", "keep": args.keep, "choice": choice}]
-        runs[arm] = [run_arm(prep, transforms, terms, args.steps, seed) for seed in args.seeds]
+        runs[arm] = []
+        for seed in args.seeds:
+            runs[arm].append(run_arm(prep, transforms, terms, args.steps, seed))
+            r = runs[arm][-1]
+            print(f"  {arm} seed {seed}: test perplexity {r['perplexity']:.3f} ({r['seconds']:.0f} s)", flush=True)
         share = runs[arm][0]["parameters"] / n_teacher
         print(
             f"{arm:12s} test perplexity {summary(runs[arm], 'perplexity')}  "
