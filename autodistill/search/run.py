@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from autodistill.config.run import RunConfig
-from autodistill.errors import BudgetError
+from autodistill.errors import BudgetError, ConfigError
 from autodistill.search.budget import measured_violation
 from autodistill.search.early_stop import MedianInBucket
 from autodistill.search.faults import FailureStreak
@@ -52,6 +52,11 @@ def setup(cfg: RunConfig, storage: str | None = None, study_name: str | None = N
     components = get_task(cfg).components()
     validate_components(cfg, components)
     space = load_space(cfg.search.space)
+    if space.spec.task != cfg.task:
+        raise ConfigError(
+            f"The 'search.space' parameter names {space.name!r}, a search space for task {space.spec.task!r}, but "
+            f"the config's task is {cfg.task!r}. Choose a space made for {cfg.task!r}."
+        )
     check_components(space, components)
     storage = storage or cfg.search.storage or default_storage(cfg.output_dir)
     name = study_name or cfg.search.study_name or Path(cfg.output_dir).name

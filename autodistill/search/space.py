@@ -167,6 +167,7 @@ class SpaceFile:
 
     name: str
     description: str = ""
+    task: str = "sequence-classification"  # the task whose transforms and losses the space names
     proxy_steps: int = 150
     proxy_examples: int = 2000
     eval_every: int | None = None
@@ -175,6 +176,9 @@ class SpaceFile:
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from autodistill.config.run import TASKS
+
+        require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
         require(self.proxy_steps >= 1, "proxy_steps", "must be >= 1", self.proxy_steps)
         require(self.proxy_examples >= 2, "proxy_examples", "must be >= 2", self.proxy_examples)
         require(len(self.transforms) >= 1, "transforms", "must list at least one transform", self.transforms)
@@ -312,7 +316,10 @@ class SearchSpace:
     def fingerprint_dict(self) -> dict[str, Any]:
         from autodistill.config.schema import to_dict
 
-        return to_dict(self.spec)
+        out = to_dict(self.spec)
+        if out.get("task") == "sequence-classification":  # spaces written before the key keep their identity
+            out.pop("task")
+        return out
 
 
 def load_space(name_or_path: str) -> SearchSpace:
