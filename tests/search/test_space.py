@@ -208,3 +208,13 @@ def test_a_bad_space_stops_the_search_before_any_trial(tmp_path):
     with pytest.raises(ConfigError, match="'loss.temperature'"):
         api.search(str(cfg), progress=False)
     assert not (tmp_path / "out" / "study.db").exists()
+
+
+def test_a_space_made_for_another_task_is_refused_naming_the_key(tmp_path):
+    from autodistill.config.run import RunConfig, SearchConfig
+    from autodistill.search.run import setup
+
+    cfg = RunConfig(output_dir=str(tmp_path / "out"), search=SearchConfig(space="lm_fast"))
+    with pytest.raises(ConfigError, match=r"'search\.space'.*task 'causal-lm'.*task is 'sequence-classification'"):
+        setup(cfg)
+    assert not (tmp_path / "out").exists()
