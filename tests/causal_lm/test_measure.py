@@ -270,3 +270,20 @@ def test_peak_memory_covers_weights_and_the_kv_cache_and_grows_with_the_prompt()
     kv = 2 * 2 * 2 * (64 + 16 - 1) * 8 * 4
     assert long * MB >= weights_bytes(model) + kv
     assert long > short > weights_bytes(model) / MB
+
+
+def test_perplexity_leaves_a_padded_vocabularys_extra_columns_out():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 32, (2, 9))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, :-1, :32].double()
+    want = -torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).mean().item()
+    mask = torch.ones_like(ids)
+    got = perplexity(model, ids.numpy(), ids.numpy(), mask.numpy(), vocab=32)
+    full = perplexity(model, ids.numpy(), ids.numpy(), mask.numpy())
+    assert got["nll"] == pytest.approx(want, rel=1e-5) and full["nll"] > got["nll"]

@@ -64,7 +64,7 @@ def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: 
     model, tok = load_saved_model(path, cfg.teacher.trust_remote_code, auto_class="AutoModelForCausalLM")
     check_tokenizer(tok, "--model")
     data = load_lm_data(cfg.data, tok, getattr(model.config, "max_position_embeddings", None))
-    s = data.splits[split]
-    metrics = quality_of(perplexity(model, s.input_ids, s.labels, s.attention_mask, batch_size=8))
-    meas = measure_models(cfg, [model], usable_vocab(model.config, tok))[0]
+    s, vocab = data.splits[split], usable_vocab(model.config, tok)
+    metrics = quality_of(perplexity(model, s.input_ids, s.labels, s.attention_mask, batch_size=8, vocab=vocab))
+    meas = measure_models(cfg, [model], vocab)[0]
     return {"model": str(path), "split": split, "metric": "perplexity", **metrics, **meas}

@@ -97,17 +97,26 @@ def _evaluating(models: Sequence[nn.Module], device: str | None = None, threads:
 
 
 def perplexity(
-    model: nn.Module, input_ids: Any, labels: Any, attention_mask: Any, batch_size: int = 8, device: str = "cpu"
+    model: nn.Module,
+    input_ids: Any,
+    labels: Any,
+    attention_mask: Any,
+    batch_size: int = 8,
+    device: str = "cpu",
+    vocab: int | None = None,
 ) -> dict[str, float]:
     """``{"nll", "perplexity", "tokens"}``: the mean next-token negative log-likelihood per counted
     token over all blocks (a token-weighted mean, not a mean of batch means), its exp, and the count.
+    ``vocab``: the logit columns that are tokens (a padded vocabulary's extra columns are left out,
+    as training and the search leave them out).
 
     The model is moved to ``device`` and run in eval mode (its mode is restored)."""
     total, count = 0.0, 0
     with _evaluating([model], device):
         for inputs, targets in _blocks(input_ids, labels, attention_mask, batch_size, device):
             counted = targets != IGNORE  # selected first: a padded position's logits may be NaN
-            nll = F.cross_entropy(_next_token_logits(model, inputs)[counted], targets[counted], reduction="none")
+            logits = _next_token_logits(model, inputs)[..., :vocab]
+            nll = F.cross_entropy(logits[counted], targets[counted], reduction="none")
             total += float(nll.double().sum())
             count += int(counted.sum())
     nll_mean = total / count

@@ -117,18 +117,18 @@ def prepare(cfg: RunConfig, progress: bool = True) -> LMPrepared:
 
 
 def _teacher_metrics(prep: LMPrepared) -> dict[str, dict[str, float]]:
-    """The teacher's perplexity on validation and test, computed once per (teacher, data)."""
-    from autodistill.tasks.causal_lm.measure import perplexity
+    """The teacher's perplexity on validation and test, computed once per (teacher, data), by the
+    same code (and over the same vocabulary columns) as every student's (``distill.split_metrics``)."""
+    from autodistill.tasks.causal_lm.distill import split_metrics
 
-    key = hash_json({"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "vocab": prep.vocab})[:24]
-    path = home() / "cache" / f"lm-metrics-{key}.json"
+    ident = {"teacher": prep.teacher.fingerprint, "data": prep.data.fingerprint, "vocab": prep.vocab, "version": 2}
+    path = home() / "cache" / f"lm-metrics-{hash_json(ident)[:24]}.json"
     if path.is_file():
         return json.loads(path.read_text())
     out = {}
     for name in ("validation", "test"):
-        s = prep.encoded[name]
-        found = perplexity(prep.teacher_model(), s.input_ids, s.labels, s.attention_mask, batch_size=8)
-        out[name] = quality_of(found)
+        found = split_metrics(prep, prep.teacher_model(), name)
+        out[name] = {k: found[k] for k in ("quality", "perplexity", "nll", "tokens")}
     write_json(path, out)
     return out
 
