@@ -125,3 +125,21 @@ def test_a_gpt2_teacher_distils_by_depth_and_refuses_the_transforms_it_lacks(tmp
     path.write_text(yaml.safe_dump(bad))
     assert main(["distill", str(path), "--quiet"]) != 0
     assert "student.transforms[0]" in capsys.readouterr().err
+
+
+def test_gguf_is_refused_before_training_for_a_teacher_it_cannot_hold(tmp_path):
+    from types import SimpleNamespace
+
+    from helpers import tiny_lm_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from autodistill.errors import ConfigError
+    from autodistill.tasks import get_task
+
+    tok = tiny_lm_tokenizer(lm_texts(50))
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    prep = SimpleNamespace(teacher_model=lambda: gpt2, teacher=SimpleNamespace(tokenizer=tok))
+    task = get_task("causal-lm")
+    task.check_formats(prep, ("hf", "onnx"))  # ONNX takes GPT-2
+    with pytest.raises(ConfigError, match=r"'--formats' option lists gguf.*gpt2"):
+        task.check_formats(prep, ("hf", "gguf"))
