@@ -25,6 +25,13 @@ def _shown(metrics: dict, metric: str) -> float:
 
 def _lm_teacher(info: dict) -> None:
     how = "converted once from GGUF" if info.get("converted") else "used as it is"
+    adapted = info.get("adapted")
+    if adapted:
+        how = (
+            f"adapted to the training text: validation perplexity {adapted['validation_perplexity_before']:.3f} -> "
+            f"{adapted['validation_perplexity']:.3f}, best at step {adapted['best_step']} of {adapted['steps']}, "
+            f"stopped: {adapted['stopped']}"
+        )
     print(f"teacher: {info['path']} ({how})")
     for split, n in info["tokens"].items():
         print(f"  {split}: {n['documents']:,} documents, {n['blocks']:,} blocks, {n['tokens']:,} tokens")

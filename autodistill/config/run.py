@@ -23,6 +23,10 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_steps: int | None = None
+    # stop after this many validation checkpoints without a gain (the best one is kept); the epochs
+    # (or max_steps) are then the cap. null: train all of them
+    patience: int | None = None
+    eval_every: int | None = None  # steps between validation checkpoints; null: once per epoch
     # the teacher's own seed, like data.split_seed: the run's `seed` is the student's, so a second
     # student seed reuses the same teacher instead of fine-tuning another
     seed: int = 0
@@ -34,6 +38,8 @@ class FinetuneConfig:
         require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
         require(self.seed >= 0, "seed", "must be >= 0", self.seed)
+        require(self.patience is None or self.patience >= 1, "patience", "must be >= 1", self.patience)
+        require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class TeacherConfig:
     revision: str | None = None
     trust_remote_code: bool = False
     safetensors_only: bool = True
+    # causal-lm: first fine-tune the teacher on the training text (next-token CE, `finetune`'s
+    # settings, validation perplexity for patience), once, kept in the teacher home
+    adapt: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self) -> None:

@@ -70,6 +70,9 @@ def _read_home_teacher(folder: Path) -> dict[str, Any]:
     return info
 
 
+_LATER_KEYS = ("patience", "eval_every")
+
+
 def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer: Any) -> str:
     """Exactly what shapes a fine-tuned teacher: its files, the data and splits, the tokenizer,
     the max length, the fine-tuning settings and the seed."""
@@ -80,7 +83,12 @@ def finetune_fingerprint(source: Path, cfg: RunConfig, data: TaskData, tokenizer
             "tokenizer": tokenizer_fingerprint(tokenizer),
             "max_length": cfg.data.max_length,
             # the seed stays its own key, so teachers fine-tuned before it moved here keep theirs
-            "finetune": {k: v for k, v in asdict(cfg.teacher.finetune).items() if k != "seed"},
+            # keys added later count only when set, so teachers fine-tuned before them keep theirs
+            "finetune": {
+                k: v
+                for k, v in asdict(cfg.teacher.finetune).items()
+                if k != "seed" and not (k in _LATER_KEYS and v is None)
+            },
             "seed": cfg.teacher.finetune.seed,
         }
     )
@@ -131,6 +139,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     from autodistill.specs import LossSpec, Step, TrainSpec
     from autodistill.train.inference import predict_logits
     from autodistill.train.loop import steps_for_epochs, train
+    from autodistill.train.stopping import Patience
 
     ft = cfg.teacher.finetune
     torch.manual_seed(ft.seed)
@@ -147,7 +156,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         weight_decay=ft.weight_decay,
         warmup_ratio=ft.warmup_ratio,
         max_grad_norm=ft.max_grad_norm,
-        eval_every=min(per_epoch, steps),
+        eval_every=min(ft.eval_every or per_epoch, steps),
         device=cfg.distill.device,
         bf16=cfg.distill.bf16,
         seed=ft.seed,
@@ -172,6 +181,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         keep_best=True,
         progress=progress,
         desc="fine-tune teacher",
+        stop=Patience(ft.patience) if ft.patience else None,
     )
     model.to("cpu")
     logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size)
@@ -192,6 +202,8 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         "majority_baseline": baseline,
         "best_step": result.best_step,
         "steps": result.steps,
+        "stopped": result.stop_reason or "step cap",
+        "curve": [[s, round(q, 6)] for s, q in result.evals],
         "seconds": round(result.seconds, 1),
         "finetune": asdict(cfg.teacher.finetune),
         "data": data.fingerprint,

@@ -25,6 +25,7 @@ from autodistill.losses.base import DistillBatch
 from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
 from autodistill.train.device import autocast, resolve_device
+from autodistill.train.stopping import Patience
 from autodistill.train.teacher_signal import TeacherSignal, explain_non_finite, stack_targets
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -170,6 +171,7 @@ def train(
     augment: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None,
     augment_teacher: TeacherSignal | None = None,
     step_offset: int = 0,
+    stop: Patience | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` optimiser steps on ``encoded[indices]``.
 
@@ -177,6 +179,8 @@ def train(
     ``keep_best`` the weights of the best evaluation are restored at the end.
     ``augment(batch, step)`` (optional) adds copies of each batch that ``augment_teacher`` labels
     (``data.augment``); the step count is unchanged, each step sees the copies as well.
+    ``stop``: a validation patience rule (``train.stopping``) checked at each evaluation; the run
+    ends when it says so (``result.stopped_early`` and ``stop_reason`` record why).
     ``step_offset``: steps already trained in an earlier stage of the same run (``distill.prune_after``);
     evaluations, history and batch order count on from there, the learning-rate schedule restarts.
     """
@@ -263,6 +267,8 @@ def train(
             if evaluate is not None and (at_eval or local == spec.steps):
                 swap = average.swapped() if average is not None else contextlib.nullcontext()
                 best_state = checkpoint(model, evaluate, step, result, keep_best, best_state, swap)
+                if stop is not None and (why := stop.check(result.evals)):
+                    raise StopTraining(why)
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:

@@ -57,7 +57,8 @@ class CausalLM(Task):
         return {
             "path": str(t.path),
             "fingerprint": t.fingerprint,
-            "finetuned": False,
+            "finetuned": t.finetuned,
+            "adapted": t.info if t.finetuned else None,
             "converted": t.converted,
             "source": t.source,
             "tokens": prep.data.token_report(),

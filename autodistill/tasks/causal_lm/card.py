@@ -103,7 +103,9 @@ def model_card(r: dict[str, Any]) -> str:
             f"`{x['name']}` x {x.get('weight', 1.0)}" for x in pick["strategy"]["loss"]["terms"]
         ) + f" at temperature {pick['strategy']['loss']['temperature']}.",
         f"- Training: {r['train']['mode_text']}.",
-        f"- Teacher targets: its top-{r['data'].get('top_k', '?')} logits per token, cached.",
+        f"- Teacher targets: its top-{r['data'].get('top_k', '?')} logits per token, cached"
+        + (", from the teacher fine-tuned on the training text first (`teacher.adapt`)."
+           if t.get("finetuned") else "."),
         "",
     ]  # fmt: skip
     return "\n".join(lines)

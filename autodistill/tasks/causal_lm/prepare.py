@@ -108,6 +108,10 @@ def prepare(cfg: RunConfig, progress: bool = True) -> LMPrepared:
     for name, split in data.splits.items():
         if len(split) and int(np.max(split.input_ids)) >= vocab:
             raise DataError(f"The {name} split holds token ids beyond the teacher's vocabulary ({vocab}).")
+    if cfg.teacher.adapt:
+        from autodistill.tasks.causal_lm.adapt import adapt_teacher
+
+        teacher = adapt_teacher(teacher, cfg, data, vocab, progress)
     prep = LMPrepared(cfg, data, teacher, dict(data.splits), {}, {}, vocab, progress)
     hidden = planned_hidden_layers(cfg, config)
     for name in SPLITS:

@@ -35,7 +35,7 @@ class LMTeacher:
     source: str
     converted: bool  # from a GGUF file into the teacher home
     info: dict[str, Any] = field(default_factory=dict)
-    finetuned: bool = False  # causal-LM teachers are used as they are
+    finetuned: bool = False  # adapted to the training text (``teacher.adapt``)
 
     def model(self, cfg: TeacherConfig) -> Any:
         import torch

@@ -54,6 +54,7 @@ def train_lm(
     desc: str = "distill",
     vocab: int | None = None,
     on_policy: Any = None,
+    stop: Any = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` steps on the rows ``indices`` of ``split`` (an ``LMSplit``)
     against ``targets`` (its ``TopKStore``) with ``loss_fn`` (a ``losses.CompositeLMLoss``, which holds the
@@ -63,7 +64,7 @@ def train_lm(
     hidden-state terms needs ``targets`` to hold the teacher's states at
     ``loss_fn.teacher_hidden_layers()`` (``TopKStore.hidden_batch``). ``on_policy`` (an
     ``on_policy.OnPolicy``) swaps a share of the batches for the student's own continuations,
-    scored by the live teacher."""
+    scored by the live teacher. ``stop``: a ``train.stopping.Patience`` checked at each evaluation."""
     from tqdm.auto import tqdm
 
     from autodistill.tasks.causal_lm.losses import HiddenInputs
@@ -123,6 +124,8 @@ def train_lm(
             at_eval = spec.eval_every is not None and step % spec.eval_every == 0
             if evaluate is not None and (at_eval or step == spec.steps):
                 best_state = checkpoint(model, evaluate, step, result, keep_best, best_state)
+                if stop is not None and (why := stop.check(result.evals)):
+                    raise StopTraining(why)
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:
