@@ -12,7 +12,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-try:  # registers autodistill_bert with the transformers Auto classes; config code works without torch
+try:  # registers autodistill_bert and autodistill_<llama family> with the transformers Auto classes;
+    # config code works without torch
     from autodistill.student import arch as _arch  # noqa: F401
+    from autodistill.tasks.causal_lm import factored as _factored  # noqa: F401
 except ImportError:  # pragma: no cover - torch/transformers not installed
     pass

@@ -3,6 +3,8 @@
 Three arms on the same data, steps and seeds (median of the seeds, spread beside it):
 - ``kd``: the student (``--keep`` of the teacher's layers, by importance) distilled with forward KL
   on the cached top-k logits at T = 1;
+- ``kd_ce``: the same student distilled with forward KL and next-token CE on the text, half each
+  (Hinton et al.'s mixture);
 - ``ce``: the same student trained with next-token cross-entropy on the text alone (no teacher);
 - ``uniform_fkl``: the fixed recipe (the teacher's layers cut uniformly to the same count,
   forward KL at T = 1).
@@ -10,6 +12,9 @@ Every student starts from the teacher's own layers, so the arms differ only in w
 The teacher's test perplexity is printed beside them.
 
     python benchmarks/lm_kd_vs_ce.py --config configs/lm_demo.yaml --steps 150 --seeds 0 1 2
+
+``--set teacher.adapt=true`` (with ``teacher.finetune.*`` settings) first fine-tunes the teacher on
+the training text (``teacher.adapt``), so the students learn from a teacher that knows the domain.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from lm_common import prepared, run_arm, summary
 
 ARMS = {
     "kd": ("importance", [{"name": "fkl", "weight": 1.0}]),
+    "kd_ce": ("importance", [{"name": "fkl", "weight": 0.5}, {"name": "ce", "weight": 0.5}]),
     "ce": ("importance", [{"name": "ce", "weight": 1.0}]),
     "uniform_fkl": ("uniform", [{"name": "fkl", "weight": 1.0}]),
 }

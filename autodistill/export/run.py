@@ -91,7 +91,8 @@ def run_export(
     objectives = list((study.user_attrs.get("identity") or {}).get("objectives") or cfg.search.objectives)
     records, front = study_records(study, objectives)
     prep, picked = _prepare_and_pick(task, cfg, records, rule, objectives, from_config, progress)
-    task.check_formats(prep, fmts)  # before the final training, so a refusal costs no training
+    # before the final training, so a refusal costs no training
+    task.check_formats(prep, fmts, [c.get("student") or {} for c in picked])
     proxy = {"proxy_steps": s.space.spec.proxy_steps, "proxy_examples": s.space.spec.proxy_examples}
     chosen, final, compared = _final_of(task, prep, picked, proxy, retrain, seed, cfg.seed)
     result = _result(task, cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)

@@ -12,6 +12,7 @@ task means a folder under ``autodistill/tasks/`` whose ``__init__`` registers a 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -169,9 +170,10 @@ class Task(ABC):
         """The loss ``plan``'s timed probe trains with: one that needs nothing new in the cache."""
         return loss
 
-    def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
-        """Refuse (ConfigError naming '--formats') a format this teacher's students cannot be written
-        in, before any training. The default refuses none."""
+    def check_formats(self, prep: Any, formats: tuple[str, ...], students: Sequence[dict] = ()) -> None:
+        """Refuse (ConfigError naming '--formats') a format this teacher's students, or the picked
+        ``students`` (their ``StudentSpec.to_dict()``), cannot be written in, before any training.
+        The default refuses none."""
         return None
 
     def export_formats(self, final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Any]:

@@ -207,7 +207,10 @@ def test_rebuild_gives_the_untrained_adapted_student_exactly():
             r"up_proj, down_proj.*c_fc",
         ),
         ([{"name": "lora", "targets": []}], r"student\.transforms\[0\]\.targets.*must name a projection"),
-        ([{"name": "prune"}], r"transforms\[0\]\.name.*depth, heads, hidden, mlp, or, last, lora\. Got 'prune'"),
+        (
+            [{"name": "prune"}],
+            r"transforms\[0\]\.name.*depth, heads, hidden, mlp, low_rank, or, last, lora\. Got 'prune'",
+        ),
     ],
 )
 def test_wrong_lora_steps_are_refused_naming_the_key(transforms, match):

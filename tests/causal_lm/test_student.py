@@ -321,7 +321,7 @@ def test_each_step_scores_the_model_as_cut_so_far(calibration):
         ([{"name": "mlp", "keep": 0.5, "ratio": 2}], r"student\.transforms\[0\]\.ratio.*not a known key"),
         ([{"name": "mlp", "keep": 0.0}], r"student\.transforms\[0\]\.keep.*\(0, 1\]"),
         ([{"name": "mlp", "keep": 1}, {"name": "heads", "kv_groups": 3}], r"student\.transforms\[1\]\.kv_groups"),
-        ([{"name": "prune"}], r"student\.transforms\[0\]\.name.*depth, heads, hidden, mlp"),
+        ([{"name": "prune"}], r"student\.transforms\[0\]\.name.*depth, heads, hidden, low_rank, mlp"),
         ([{"layers": 2}], r"student\.transforms\[0\]\.name"),
     ],
 )

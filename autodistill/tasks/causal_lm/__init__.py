@@ -10,6 +10,7 @@ speed, ``gguf_export.py`` the GGUF file and ``card.py`` the model card."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +175,10 @@ class CausalLM(Task):
 
         return run_evaluate(cfg, model_dir, split=split, progress=progress)
 
-    def check_formats(self, prep: Any, formats: tuple[str, ...]) -> None:
-        """GGUF needs a llama-layout teacher (its students keep its layout) and a byte-level BPE
-        tokenizer; ONNX an architecture torch.onnx exports (not mixture-of-experts, under 2 GB)."""
+    def check_formats(self, prep: Any, formats: tuple[str, ...], students: Sequence[dict] = ()) -> None:
+        """GGUF needs a llama-layout teacher (its students keep its layout), a byte-level BPE
+        tokenizer and a stock student (no ``low_rank`` factors); ONNX an architecture torch.onnx
+        exports (not mixture-of-experts, under 2 GB)."""
         from autodistill.errors import ConfigError
         from autodistill.tasks.causal_lm.gguf_export import gguf_supported, gguf_tokenizer_supported
         from autodistill.tasks.causal_lm.onnx_export import onnx_supported
@@ -185,6 +187,9 @@ class CausalLM(Task):
         why = None
         if "gguf" in formats:
             why = gguf_supported(teacher.config) or gguf_tokenizer_supported(prep.teacher.tokenizer)
+        factored = any(t.get("name") == "low_rank" for s in students for t in s.get("transforms") or [])
+        if why is None and "gguf" in formats and factored:
+            why = "the picked student has low-rank factors (low_rank), which no llama.cpp architecture holds"
         if why is None and "onnx" in formats:
             why = onnx_supported(teacher)  # a student is never larger than its teacher
             why = why if why is None or "GB" not in why else None

@@ -28,13 +28,18 @@ def _speed_rows(s: dict[str, Any], t: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
-def _use(name: str, formats: dict[str, Any]) -> list[str]:
+def _use(name: str, formats: dict[str, Any], kind: str) -> list[str]:
+    stock = kind != "registered"
     lines = [
         "## Use",
         "",
-        "A stock model: it loads with transformers alone.",
+        "A stock model: it loads with transformers alone."
+        if stock
+        else "Its projections are low-rank factors, which no stock architecture holds: it loads with "
+        "transformers **after `import autodistill`** (which registers its class).",
         "",
         "```python",
+        *([] if stock else ["import autodistill  # registers the factored architecture"]),
         "from transformers import pipeline",
         f'generate = pipeline("text-generation", model="{name}")',
         'print(generate("hello, how are you?", max_new_tokens=20)[0]["generated_text"])',
@@ -79,7 +84,7 @@ def model_card(r: dict[str, Any]) -> str:
         "",
         f"Made by autodistill from study `{r['study']['name']}`: trial {pick['trial']} picked by {pick['rule']}.",
         "",
-        *_use(name, r["formats"]),
+        *_use(name, r["formats"], s.get("kind", "stock")),
         "## Quality and speed against the teacher",
         "",
         f"Test split: {st.get('tokens', 0):,} predicted tokens of `{r['data']['source']}`, the same blocks for both.",
@@ -98,7 +103,7 @@ def model_card(r: dict[str, Any]) -> str:
         "## How it was made",
         "",
         f"- Student: {', '.join(f'`{n}`' for n in s['transforms']) or 'the teacher as it is'} "
-        f"({s.get('architecture', 'stock')}).",
+        f"({'a stock' if s.get('kind', 'stock') == 'stock' else 'the registered autodistill'} architecture).",
         "- Loss: " + "; ".join(
             f"`{x['name']}` x {x.get('weight', 1.0)}" for x in pick["strategy"]["loss"]["terms"]
         ) + f" at temperature {pick['strategy']['loss']['temperature']}.",

@@ -32,9 +32,11 @@ class LMBuild:
 
     @property
     def resolved(self) -> dict[str, Any]:
+        from autodistill.tasks.causal_lm.factored import is_factored
         from autodistill.tasks.causal_lm.student import plain_class
 
-        return {"kind": "stock", "architecture": plain_class(self.model).__name__, "transforms": self.records}
+        kind = "registered" if is_factored(self.model.config) else "stock"
+        return {"kind": kind, "architecture": plain_class(self.model).__name__, "transforms": self.records}
 
     def export_model(self) -> Any:
         """The plain model of the teacher's class: ``model`` itself, or, with adapters, a fresh

@@ -43,6 +43,8 @@ NUMPY_DTYPES = {"f16": np.float16, "f32": np.float32}
 def gguf_supported(config: Any) -> str | None:
     """None if a model with this config can be written as GGUF, else the reason it cannot."""
     model_type = getattr(config, "model_type", None)
+    if str(model_type).startswith("autodistill_"):
+        return "a student with low-rank factors (low_rank) is no architecture llama.cpp reads; export hf or onnx"
     if model_type not in ARCHS:
         return f"GGUF export supports llama-layout models ({', '.join(ARCHS)}); got {model_type}"
     if getattr(config, "hidden_act", "silu") != "silu":

@@ -34,10 +34,11 @@ from autodistill.config.schema import Invalid, parse, require
 from autodistill.errors import ConfigError, TeacherError
 from autodistill.registry import Registry, RegistryError
 from autodistill.tasks.causal_lm import importance as imp
+from autodistill.tasks.causal_lm.factored import model_class
 
 State = dict[str, torch.Tensor]
 
-_ALL = ("depth", "heads", "mlp", "hidden")
+_ALL = ("depth", "heads", "mlp", "hidden", "low_rank")
 _LLAMA = ("llama", "mistral", "qwen2", "qwen3")
 SUPPORTED: dict[str, tuple[str, ...]] = {**{arch: _ALL for arch in _LLAMA}, "gpt2": ("depth",)}
 # transforms that train the student differently rather than cut it: every supported architecture
@@ -530,6 +531,15 @@ def parse_steps(transforms: list[dict]) -> list[tuple[str, Any]]:
             ) from None
         opts = {k: v for k, v in raw.items() if k != "name"}
         steps.append((raw["name"], parse(cls.Options, opts, f"student.transforms[{i}]")))
+    names = [name for name, _ in steps]
+    if "low_rank" in names:
+        at = names.index("low_rank")
+        later = [n for n in names[at + 1 :] if n not in TRAINING or n == "lora"]
+        if later:
+            raise ConfigError(
+                f"The 'student.transforms[{at}].name' parameter is 'low_rank', which must come after every other "
+                f"transform (they cut dense weights; lora adapts them). Got {', '.join(later)} after it."
+            )
     for i, (name, _) in enumerate(steps[:-1]):
         if name in TRAINING:
             raise ConfigError(
@@ -649,14 +659,14 @@ def build_student(
         transform = LM_TRANSFORMS.get(name)()
         planned = transform.plan(config, options)
         if transform.needs_data(config, options) and model is None:
-            model = _model(type(teacher), config, state).to(device)
+            model = _model(model_class(config, type(teacher)), config, state).to(device)
         resolved = transform.resolve(model, config, options, calibration)
         state, config = transform.apply(state, config, resolved)
         _check_step(i, name, planned, config)
         model = None  # the next step scores the model as cut so far
         options_raw = {k: v for k, v in raw.items() if k != "name"}
         records.append({"name": name, "options": options_raw, "resolved": resolved})
-    return _wrapped(_model(type(teacher), config, state), steps, records).train(), records
+    return _wrapped(_model(model_class(config, type(teacher)), config, state), steps, records).train(), records
 
 
 def rebuild_student(teacher: Any, records: list[dict]) -> torch.nn.Module:
@@ -672,4 +682,7 @@ def rebuild_student(teacher: Any, records: list[dict]) -> torch.nn.Module:
         planned = transform.plan(config, options)
         state, config = transform.apply(state, config, rec["resolved"])
         _check_step(i, name, planned, config)
-    return _wrapped(_model(type(teacher), config, state), steps, records).train()
+    return _wrapped(_model(model_class(config, type(teacher)), config, state), steps, records).train()
+
+
+from autodistill.tasks.causal_lm import low_rank as _low_rank  # noqa: E402, F401  (registers 'low_rank')
