@@ -209,7 +209,7 @@ def test_rebuild_gives_the_untrained_adapted_student_exactly():
         ([{"name": "lora", "targets": []}], r"student\.transforms\[0\]\.targets.*must name a projection"),
         (
             [{"name": "prune"}],
-            r"transforms\[0\]\.name.*depth, heads, hidden, mlp, low_rank, or, last, lora\. Got 'prune'",
+            r"transforms\[0\]\.name.*depth, heads, hidden, low_rank, mlp, or, last, lora\. Got 'prune'",
         ),
     ],
 )
