@@ -94,6 +94,8 @@ class TrainSpec:
     prune_stages: int = 1  # distill.prune_stages: heads and FFN pruned gradually, in this many stages
     ema: float = 0.0  # distill.ema: > 0, the decay of the weight average that is evaluated and kept
     dropout: float | None = None  # distill.dropout: the student's dropout rate while it trains (None: its config's)
+    # stop after this many validation checkpoints without a gain (train.stopping.Patience); None: run all steps
+    patience: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -188,6 +188,9 @@ class DistillConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     eval_every: int | None = None
+    # full runs: stop after this many validation checkpoints without a gain (the best is kept);
+    # epochs or max_steps are then the cap. null: train them all
+    patience: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
     # > 0: the student trains this share of its steps before its within-layer transforms (heads, ffn,
@@ -228,6 +231,7 @@ class DistillConfig:
         require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)", self.warmup_ratio)
         require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0", self.max_grad_norm)
         require(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1", self.eval_every)
+        require(self.patience is None or self.patience >= 1, "patience", "must be >= 1", self.patience)
         require(0 <= self.prune_after <= 0.9, "prune_after", "must be in [0, 0.9]", self.prune_after)
         require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)

@@ -242,7 +242,7 @@ def _mode_text(final: FinalStudent) -> str:
     run = final.run
     if final.mode == "retrained":
         return (
-            f"full-length distillation on the whole training split ({final.spec.steps} steps, "
+            f"full-length distillation on the whole training split ({_length_text(final)}, "
             f"{final.n_examples:,} examples, "
             f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)})"
         )
@@ -250,6 +250,16 @@ def _mode_text(final: FinalStudent) -> str:
         f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
         f"examples{_ema_text(final.spec)}{_warmup_text(run)}; not retrained)"
     )
+
+
+def _length_text(final: FinalStudent) -> str:
+    """How long the final training ran and why it stopped."""
+    train, cap = final.run.train, final.spec.steps
+    if train.stopped_early and train.stop_reason:
+        return f"{train.steps} of at most {cap} steps: {train.stop_reason}"
+    if final.spec.patience:
+        return f"{cap} steps, the cap, with validation still improving within patience {final.spec.patience}"
+    return f"{cap} steps"
 
 
 def _train_record(final: FinalStudent) -> dict[str, Any]:
@@ -263,6 +273,7 @@ def _train_record(final: FinalStudent) -> dict[str, Any]:
         "warmup_steps": run.warmup_steps,
         "seconds": round(run.train.seconds, 1),
         "best_step": run.train.best_step,
+        "stopped": run.train.stop_reason if run.train.stopped_early else "step cap",
         "evals": run.train.evals,
         "augment": final.augment,
     }

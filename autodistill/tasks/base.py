@@ -210,6 +210,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         prune_stages=d.prune_stages,
         ema=d.ema,
         dropout=d.dropout,
+        patience=None if d.mode == "proxy" else d.patience,
     )
 
 

@@ -139,7 +139,6 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     from autodistill.specs import LossSpec, Step, TrainSpec
     from autodistill.train.inference import predict_logits
     from autodistill.train.loop import steps_for_epochs, train
-    from autodistill.train.stopping import Patience
 
     ft = cfg.teacher.finetune
     torch.manual_seed(ft.seed)
@@ -160,6 +159,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         device=cfg.distill.device,
         bf16=cfg.distill.bf16,
         seed=ft.seed,
+        patience=ft.patience,
     )
     ce = CompositeLoss(LossSpec(terms=(Step("ce"),)), LossDims(model.config.hidden_size, model.config.hidden_size))
     pad = int(tokenizer.pad_token_id)
@@ -181,7 +181,6 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         keep_best=True,
         progress=progress,
         desc="fine-tune teacher",
-        stop=Patience(ft.patience) if ft.patience else None,
     )
     model.to("cpu")
     logits = predict_logits(model, val_enc, pad, cfg.distill.eval_batch_size)

@@ -171,7 +171,6 @@ def train(
     augment: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None,
     augment_teacher: TeacherSignal | None = None,
     step_offset: int = 0,
-    stop: Patience | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` optimiser steps on ``encoded[indices]``.
 
@@ -179,8 +178,8 @@ def train(
     ``keep_best`` the weights of the best evaluation are restored at the end.
     ``augment(batch, step)`` (optional) adds copies of each batch that ``augment_teacher`` labels
     (``data.augment``); the step count is unchanged, each step sees the copies as well.
-    ``stop``: a validation patience rule (``train.stopping``) checked at each evaluation; the run
-    ends when it says so (``result.stopped_early`` and ``stop_reason`` record why).
+    ``spec.patience``: the run ends after that many evaluations without a gain (``train.stopping``;
+    ``result.stopped_early`` and ``stop_reason`` record why), ``spec.steps`` being the cap.
     ``step_offset``: steps already trained in an earlier stage of the same run (``distill.prune_after``);
     evaluations, history and batch order count on from there, the learning-rate schedule restarts.
     """
@@ -206,6 +205,7 @@ def train(
     trainable = [p for _, p in params if p.requires_grad]
     id_map = token_id_map.to(device) if token_id_map is not None else None
     result = TrainResult(steps=0, seconds=0.0)
+    stop = Patience(spec.patience) if spec.patience else None
     best_state: dict[str, torch.Tensor] | None = None
     average = WeightAverage(model, spec.ema) if spec.ema > 0 else None
     batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed + step_offset)

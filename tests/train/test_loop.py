@@ -288,3 +288,20 @@ def test_dropout_sets_every_dropout_layer_while_training(tiny):
     losses = [h["loss"] for h in off.history]
     assert losses == pytest.approx([h["loss"] for h in none.history], rel=1e-5)
     assert losses != pytest.approx([h["loss"] for h in with_default.history], rel=1e-5)
+
+
+def test_patience_ends_the_run_at_the_rule_and_the_cap_otherwise(tiny):
+    model, ce, enc, pad = tiny
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])
+    res = train(
+        model, ce, enc, np.arange(60), TrainSpec(steps=12, batch_size=8, eval_every=2, patience=2), pad,
+        evaluate=lambda step: next(scores), keep_best=True, progress=False,
+    )  # fmt: skip
+    assert res.stopped_early and res.steps == 8 and res.best_step == 4
+    assert res.stop_reason == "validation did not improve for 2 checkpoints (best 0.7000 at step 4)"
+    rising = iter([0.1, 0.2, 0.3])
+    res = train(
+        model, ce, enc, np.arange(60), TrainSpec(steps=6, batch_size=8, eval_every=2, patience=1), pad,
+        evaluate=lambda step: next(rising), keep_best=True, progress=False,
+    )  # fmt: skip
+    assert not res.stopped_early and res.steps == 6 and res.stop_reason is None

@@ -70,10 +70,10 @@ def _run(qualities: list[float], patience: int | None, steps: int = 10):
         seen[step] = {k: v.clone() for k, v in model.state_dict().items()}
         return qualities[len(seen) - 1]
 
-    spec = TrainSpec(steps=steps, batch_size=4, lr=1e-2, eval_every=1, seed=0)
+    spec = TrainSpec(steps=steps, batch_size=4, lr=1e-2, eval_every=1, seed=0, patience=patience)
     result = train_lm(
         model, build_lm_loss([{"name": "ce", "weight": 1.0}], 1.0), split, _NoTargets(), np.arange(16), spec,
-        evaluate=evaluate, keep_best=True, progress=False, stop=Patience(patience) if patience else None,
+        evaluate=evaluate, keep_best=True, progress=False,
     )  # fmt: skip
     return model, result, seen
 
@@ -91,3 +91,14 @@ def test_the_loop_runs_to_the_cap_when_validation_keeps_improving():
     assert not result.stopped_early and result.steps == 10 and result.best_step == 10
     _, result, _ = _run([0.5] * 10, patience=None)
     assert not result.stopped_early and result.steps == 10
+
+
+def test_full_runs_take_distill_patience_and_proxies_never_do():
+    from autodistill.config.run import RunConfig
+    from autodistill.config.schema import parse
+    from autodistill.tasks.base import train_spec
+
+    cfg = parse(RunConfig, {"distill": {"patience": 3, "mode": "full"}}, "")
+    assert train_spec(cfg, 100).patience == 3
+    proxy = parse(RunConfig, {"distill": {"patience": 3, "mode": "proxy"}}, "")
+    assert train_spec(proxy, 100).patience is None

@@ -58,7 +58,6 @@ def _adapt(teacher: Any, cfg: RunConfig, data: Any, vocab: int, folder: Any, fp:
     from autodistill.tasks.causal_lm.train import train_lm
     from autodistill.train.device import resolve_device
     from autodistill.train.loop import steps_for_epochs
-    from autodistill.train.stopping import Patience
 
     ft = cfg.teacher.finetune
     torch.manual_seed(ft.seed)
@@ -79,6 +78,7 @@ def _adapt(teacher: Any, cfg: RunConfig, data: Any, vocab: int, folder: Any, fp:
         device=cfg.distill.device,
         bf16=cfg.distill.bf16,
         seed=ft.seed,
+        patience=ft.patience,
     )
 
     def evaluate(step: int) -> float:
@@ -93,7 +93,6 @@ def _adapt(teacher: Any, cfg: RunConfig, data: Any, vocab: int, folder: Any, fp:
     result = train_lm(
         model, build_lm_loss([{"name": "ce", "weight": 1.0}], 1.0), train, _NoTargets(), np.arange(len(train)),
         spec, evaluate=evaluate, keep_best=True, progress=progress, desc="adapt teacher", vocab=vocab,
-        stop=Patience(ft.patience) if ft.patience else None,
     )  # fmt: skip
     after_val = _validation(model, data, vocab, device)
     model.to("cpu")

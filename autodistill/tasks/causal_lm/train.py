@@ -30,6 +30,7 @@ from autodistill.train.loop import (
     param_groups,
     set_dropout,
 )
+from autodistill.train.stopping import Patience
 
 
 def _batches(indices: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
@@ -54,7 +55,6 @@ def train_lm(
     desc: str = "distill",
     vocab: int | None = None,
     on_policy: Any = None,
-    stop: Any = None,
 ) -> TrainResult:
     """Train ``model`` for ``spec.steps`` steps on the rows ``indices`` of ``split`` (an ``LMSplit``)
     against ``targets`` (its ``TopKStore``) with ``loss_fn`` (a ``losses.CompositeLMLoss``, which holds the
@@ -64,7 +64,8 @@ def train_lm(
     hidden-state terms needs ``targets`` to hold the teacher's states at
     ``loss_fn.teacher_hidden_layers()`` (``TopKStore.hidden_batch``). ``on_policy`` (an
     ``on_policy.OnPolicy``) swaps a share of the batches for the student's own continuations,
-    scored by the live teacher. ``stop``: a ``train.stopping.Patience`` checked at each evaluation."""
+    scored by the live teacher. ``spec.patience``: the run ends after that many evaluations without a gain
+    (``train.stopping.Patience``), ``spec.steps`` being the cap."""
     from tqdm.auto import tqdm
 
     from autodistill.tasks.causal_lm.losses import HiddenInputs
@@ -83,6 +84,7 @@ def train_lm(
     layers = loss_fn.teacher_hidden_layers() if getattr(loss_fn, "needs_hidden", False) else []
     want = {"output_hidden_states": True} if layers else {}
     result = TrainResult(steps=0, seconds=0.0)
+    stop = Patience(spec.patience) if spec.patience else None
     best_state: dict[str, torch.Tensor] | None = None
     batches = _batches(np.asarray(indices), spec.batch_size, spec.seed)
     block = split.input_ids.shape[1]
