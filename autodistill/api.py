@@ -66,6 +66,9 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     measured = task.measure_models(cfg, prep, [run.build.export_model(), prep.teacher_model()])
     out_dir = Path(cfg.output_dir)
     result = _distill_result(task, cfg, prep, run, test, measured, seq_len, out_dir / "student")
+    classes = task.class_report(prep, run.build, "test")
+    if classes is not None:
+        result["classes"] = classes
     with replacing_folder(out_dir / "student") as folder:
         task.save_student(run.build, prep, folder)
     write_text(out_dir / "config.resolved.yaml", dump_config(cfg))
@@ -87,6 +90,7 @@ def _distill_result(
     from autodistill.config import to_dict
     from autodistill.evaluate.environment import versions
     from autodistill.evaluate.measure import compare
+    from autodistill.tasks.base import teacher_training
 
     s_meas, t_meas = measured
     data = task.data_record(prep)
@@ -106,6 +110,7 @@ def _distill_result(
             **t_meas,
             "path": str(prep.teacher.path),
             "finetuned": prep.teacher.finetuned,
+            "training": teacher_training(prep.teacher),
         },
         "relative": {
             **compare(s_meas, t_meas),

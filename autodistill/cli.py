@@ -75,7 +75,40 @@ def cmd_distill(args: argparse.Namespace) -> int:
     print(f"{'':<22}{'teacher':>14}{'student':>14}{'ratio':>9}")
     for name, a, b, c in rows:
         print(f"{name:<22}{a:>14}{b:>14}{c:>9}")
+    _share(result)
+    _classes(result)
     return 0
+
+
+def _share(result: dict) -> None:
+    """The student's test quality as a share of the teacher's, and how long the teacher trained."""
+    metric, ratio = result["metric"], result["relative"]["test_quality_ratio"]
+    what = "quality (the perplexity ratio)" if metric == "perplexity" else metric
+    t = result["teacher"].get("training")
+    how = "used as it is"
+    if t:
+        cap = f"at most {t['epochs']} epochs" if t.get("epochs") and not t.get("max_steps") else "its step cap"
+        how = f"trained {t['steps']} steps ({cap}), best at step {t['best_step']}; stopped: {t['stopped']}"
+    print(f"the student keeps {ratio:.1%} of the teacher's test {what}; teacher {how}")
+
+
+def _classes(result: dict) -> None:
+    """Recall per class beside the teacher's (up to 20 classes), and the classes the student drops."""
+    c = result.get("classes")
+    if not c:
+        return
+    if len(c["classes"]) <= 20:
+        print(f"{c['split']} recall per class{'':<6}{'teacher':>14}{'student':>14}{'examples':>9}")
+        for name, t, s, n in zip(c["classes"], c["teacher_recall"], c["student_recall"], c["support"]):
+            shown = [f"{v:.4f}" if v is not None else "-" for v in (t, s)]
+            print(f"  {str(name)[:34]:<34}{shown[0]:>14}{shown[1]:>14}{n:>9,}")
+    if c["dropped"]:
+        print(
+            f"warning: the student drops {', '.join(map(str, c['dropped']))}: recall under half the teacher's on "
+            "a class the teacher handles. Train longer, add teacher-labelled copies (distill.augment) or pick "
+            "a larger student.",
+            file=sys.stderr,
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -236,6 +269,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"  {name}: {f['file']}, {f['size_mb']:.2f} MB, test {metric} {f['test_quality']:.4f}, agreement "
                 f"{f['agreement']:.4f}, b1 {lat['latency_ms_b1']:.2f} ms, b32 {lat['latency_ms_b32']:.2f} ms"
             )
+    _share(r)
+    _classes(r)
     m = r.get("mlflow")
     if m:
         reg = m.get("registered")

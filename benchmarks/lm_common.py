@@ -56,9 +56,10 @@ def run_arm(
     seed: int,
     temperature: float = 1.0,
     targets: Any = None,
+    lr: float | None = None,
 ) -> dict[str, Any]:
     """One student built from the teacher, trained ``steps`` steps on the whole train split from
-    ``targets`` (default: the cache), scored on test."""
+    ``targets`` (default: the cache) at learning rate ``lr`` (default: the config's), scored on test."""
     torch.manual_seed(seed)
     model, _ = build_student(prep.teacher_model(), transforms, prep.calibration())
     loss = build_lm_loss(terms, temperature)
@@ -70,7 +71,7 @@ def run_arm(
         train,
         targets or prep.targets["train"],
         np.arange(len(train)),
-        spec_for(prep, steps, seed),
+        spec_for(prep, steps, seed) if lr is None else replace(spec_for(prep, steps, seed), lr=lr),
         progress=False,
         vocab=prep.vocab,
     )

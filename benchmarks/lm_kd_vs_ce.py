@@ -8,6 +8,8 @@ Three arms on the same data, steps and seeds (median of the seeds, spread beside
 - ``ce``: the same student trained with next-token cross-entropy on the text alone (no teacher);
 - ``uniform_fkl``: the fixed recipe (the teacher's layers cut uniformly to the same count,
   forward KL at T = 1).
+- ``pick`` (with ``--pick runs/lm_demo/export/export.json``): the search's pick as exported, its
+  student, loss mixture, temperature and learning rate, trained for the same steps.
 Every student starts from the teacher's own layers, so the arms differ only in what they learn from.
 The teacher's test perplexity is printed beside them.
 
@@ -32,6 +34,19 @@ ARMS = {
 }
 
 
+def _fixed(arm: str, keep: float) -> tuple[list[dict], list[dict], float, float | None]:
+    choice, terms = ARMS[arm]
+    return [{"name": "depth", "keep": keep, "choice": choice}], terms, 1.0, None
+
+
+def _picked(path: str) -> tuple[list[dict], list[dict], float, float | None]:
+    """The exported pick's student, loss terms, temperature and learning rate."""
+    with open(path) as fh:
+        strategy = json.load(fh)["pick"]["strategy"]
+    loss = strategy["loss"]
+    return strategy["student"]["transforms"], loss["terms"], loss["temperature"], strategy["train"].get("lr")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/lm_demo.yaml")
@@ -40,6 +55,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
+    ap.add_argument("--pick", help="an export.json: adds the arm 'pick', the exported student's recipe")
     ap.add_argument("--json", help="write every run here")
     args = ap.parse_args()
     prep = prepared(args.config, args.set)
@@ -48,12 +64,15 @@ def main() -> None:
     tokens = args.steps * prep.cfg.distill.batch_size * prep.cfg.data.max_length
     print(f"teacher test perplexity {teacher['perplexity']:.3f}; {args.steps} steps (~{tokens:,} tokens) per run")
     runs: dict[str, list[dict]] = {}
+    recipes = {arm: _fixed(arm, args.keep) for arm in args.arms if arm != "pick"}
+    if args.pick:
+        recipes["pick"] = _picked(args.pick)
+        args.arms = [*[a for a in args.arms if a != "pick"], "pick"]
     for arm in args.arms:
-        choice, terms = ARMS[arm]
-        transforms = [{"name": "depth", "keep": args.keep, "choice": choice}]
+        transforms, terms, temperature, lr = recipes[arm]
         runs[arm] = []
         for seed in args.seeds:
-            runs[arm].append(run_arm(prep, transforms, terms, args.steps, seed))
+            runs[arm].append(run_arm(prep, transforms, terms, args.steps, seed, temperature, lr=lr))
             r = runs[arm][-1]
             print(f"  {arm} seed {seed}: test perplexity {r['perplexity']:.3f} ({r['seconds']:.0f} s)", flush=True)
         share = runs[arm][0]["parameters"] / n_teacher

@@ -74,17 +74,44 @@ def _as_ids(values: object, name: str) -> np.ndarray:
 
 
 def task_metrics(labels: np.ndarray, preds: np.ndarray, metric: str) -> dict[str, float]:
-    """Accuracy and macro-F1 always, the chosen metric under its name, and ``quality`` = its value."""
+    """Accuracy, macro-F1 and balanced accuracy (mean per-class recall, the class-balanced measure a
+    search and a final training watch beside their metric) always, the chosen metric under its name,
+    and ``quality`` = its value."""
     fn = METRICS.get(metric)
     y, p = _as_ids(labels, "labels"), _as_ids(preds, "preds")
     if len(y) != len(p):
         raise ValueError(f"labels and preds must have the same length. Got {len(y)} and {len(p)} instead.")
     if len(y) == 0:
         raise ValueError("Cannot compute task metrics on an empty set of examples.")
-    out = {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)}
+    out = {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p), "balanced_accuracy": balanced_accuracy(y, p)}
     out[metric] = out[metric] if metric in out else fn(y, p)
     out["quality"] = out[metric]
     return out
+
+
+def per_class_recall(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> list[float | None]:
+    """Recall of each class id in ``range(n_classes)``: the share of its examples predicted as it
+    (None for a class with no example in ``labels``)."""
+    y, p = _as_ids(labels, "labels"), _as_ids(preds, "preds")
+    out: list[float | None] = []
+    for c in range(n_classes):
+        mask = y == c
+        out.append(float(np.mean(p[mask] == c)) if mask.any() else None)
+    return out
+
+
+# a class the teacher recalls at least this well is one it handles
+HANDLED = 0.5
+
+
+def dropped_classes(student: list[float | None], teacher: list[float | None], names: list[str]) -> list[str]:
+    """Classes the teacher handles (recall >= ``HANDLED``) that the student recalls at under half
+    the teacher's recall: the minority classes a student gives up first."""
+    return [
+        name
+        for name, s, t in zip(names, student, teacher)
+        if s is not None and t is not None and t >= HANDLED and s < 0.5 * t
+    ]
 
 
 def agreement(preds_a: np.ndarray, preds_b: np.ndarray) -> float:

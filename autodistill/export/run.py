@@ -25,6 +25,7 @@ from autodistill.export.retrain import FinalStudent, final_student
 from autodistill.export.target import export_target, out_flag
 from autodistill.search.study import shown_url
 from autodistill.tasks import Task, get_task
+from autodistill.tasks.base import teacher_training
 
 
 def parse_formats(text: str | list[str] | tuple[str, ...], task: Task) -> tuple[str, ...]:
@@ -97,6 +98,9 @@ def run_export(
     chosen, final, compared = _final_of(task, prep, picked, proxy, retrain, seed, cfg.seed)
     result = _result(task, cfg, prep, final, chosen, rule, front, s, len(trained_trials(study)), objectives, target)
     result["pick"]["candidates"] = compared
+    classes = task.class_report(prep, final.run.build, "test")
+    if classes is not None:
+        result["classes"] = classes
     if from_config:
         result["pick"]["rule"] = cfg.export.describe()
     result["pick"]["validation_examples"] = len(prep.encoded["validation"])
@@ -212,6 +216,7 @@ def _result(
         "teacher": {
             "name": str(prep.teacher.path),
             "finetuned": prep.teacher.finetuned,
+            "training": teacher_training(prep.teacher),
             **prep.teacher_metrics,
             **t_meas,
         },
@@ -325,6 +330,9 @@ def _log_mlflow(
         "parameters": s["parameters"]["total"],
         "size_mb": s["size_mb"],
         "trial": result["pick"]["trial"],
+        "teacher_test_quality": result["teacher"]["test"]["quality"],
+        "test_quality_ratio": result["relative"]["test_quality_ratio"],
+        "parameter_ratio": result["relative"]["parameter_ratio"],
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
     return tracker.log_export(folder, s["kind"], register, metrics, pipeline_tag=task.pipeline_tag)

@@ -170,6 +170,11 @@ class Task(ABC):
         """The loss ``plan``'s timed probe trains with: one that needs nothing new in the cache."""
         return loss
 
+    def class_report(self, prep: Any, build: Any, split: str = "test") -> dict[str, Any] | None:
+        """Per-class quality of the shipped student beside the teacher's on ``split`` (classifiers:
+        recall per class and the classes the student drops), or None where classes do not apply."""
+        return None
+
     def check_formats(self, prep: Any, formats: tuple[str, ...], students: Sequence[dict] = ()) -> None:
         """Refuse (ConfigError naming '--formats') a format this teacher's students, or the picked
         ``students`` (their ``StudentSpec.to_dict()``), cannot be written in, before any training.
@@ -223,3 +228,21 @@ def get_task(cfg: RunConfig | str) -> Task:
     import autodistill.tasks  # noqa: F401  (registers every task)
 
     return TASKS.get(name)()
+
+
+def teacher_training(teacher: Any) -> dict[str, Any] | None:
+    """How the teacher was trained, for every report beside the student's share of its quality:
+    None for a teacher used as it is; else its steps, best step, why it stopped, seconds and the
+    epoch cap and patience it trained under (a classifier's fine-tuning, a causal LM's adaptation)."""
+    if not teacher.finetuned:
+        return None
+    info, ft = teacher.info or {}, (teacher.info or {}).get("finetune") or {}
+    return {
+        "steps": info.get("steps"),
+        "best_step": info.get("best_step"),
+        "stopped": info.get("stopped", "step cap"),
+        "seconds": info.get("seconds"),
+        "epochs": ft.get("epochs"),
+        "max_steps": ft.get("max_steps"),
+        "patience": ft.get("patience"),
+    }

@@ -38,8 +38,16 @@ def test_teacher_distill_evaluate(tiny_run, capsys):
     out = capsys.readouterr().out
     assert "fine-tuned" in out
     assert main(["distill", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test recall per class" in out and "of the teacher's test accuracy; teacher trained" in out
     result = json.loads((tmp / "out" / "result.json").read_text())
     s, t = result["student"], result["teacher"]
+    # recall per class beside the teacher's, averaging (equal test classes) to the accuracies above
+    c = result["classes"]
+    assert c["classes"] == ["negative", "positive"] and sum(c["support"]) > 0 and c["dropped"] == []
+    assert sum(r * n for r, n in zip(c["student_recall"], c["support"])) / sum(c["support"]) == pytest.approx(
+        s["test"]["accuracy"], abs=1e-6
+    )
     # the toy task is learnable: the teacher and the student both clear chance by a wide margin
     assert t["test"]["accuracy"] > 0.8
     assert s["test"]["accuracy"] > 0.7

@@ -46,10 +46,10 @@ def test_accuracy_and_macro_f1_disagree_on_imbalanced_data():
 
 def test_task_metrics_keys_and_quality():
     out = task_metrics(LABELS, CATCHER, "mcc")
-    assert set(out) == {"accuracy", "macro_f1", "mcc", "quality"}
+    assert set(out) == {"accuracy", "macro_f1", "balanced_accuracy", "mcc", "quality"}
     assert out["quality"] == out["mcc"] == pytest.approx(METRICS.get("mcc")(LABELS, CATCHER))
     acc = task_metrics(LABELS, CATCHER, "accuracy")
-    assert set(acc) == {"accuracy", "macro_f1", "quality"} and acc["quality"] == pytest.approx(0.7)
+    assert set(acc) == {"accuracy", "macro_f1", "balanced_accuracy", "quality"} and acc["quality"] == pytest.approx(0.7)
     assert all(isinstance(v, float) for v in out.values())
 
 
@@ -67,3 +67,17 @@ def test_agreement():
     assert agreement(CATCHER, CATCHER) == 1.0
     with pytest.raises(ValueError, match="equal length"):
         agreement(np.array([0, 1]), np.array([0]))
+
+
+def test_per_class_recall_and_the_classes_a_student_drops():
+    import numpy as np
+
+    from autodistill.evaluate.metrics import dropped_classes, per_class_recall
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    assert per_class_recall(labels, np.array([0, 0, 0, 1, 1, 0, 0, 0]), 4) == [0.75, 0.5, 0.0, None]
+    names = ["a", "b", "c", "d"]
+    teacher = [0.9, 0.8, 0.4, None]
+    # b: the teacher handles it (0.8), the student recalls under half of that; c: the teacher does not
+    assert dropped_classes([0.9, 0.39, 0.0, None], teacher, names) == ["b"]
+    assert dropped_classes([0.9, 0.4, 0.0, None], teacher, names) == []

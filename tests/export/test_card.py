@@ -44,12 +44,22 @@ RECORD = {
     "teacher": {
         "name": "builtin:minilm",
         "finetuned": True,
+        "training": {
+            "steps": 801,
+            "best_step": 534,
+            "stopped": "step cap",
+            "seconds": 300.0,
+            "epochs": 3,
+            "max_steps": None,
+            "patience": None,
+        },
         "test": {"quality": 0.8456, "accuracy": 0.8456, "macro_f1": 0.8450},
         "validation": {"quality": 0.8399},
         "parameters": {"total": 22_713_602, "without_embeddings": 10_000_000},
         "size_mb": 90.86,
         "latency_ms": LAT,
     },
+    "relative": {"test_quality_ratio": 0.8123 / 0.8456, "parameter_ratio": 0.386},
     "latency": {"seq_len": 40, "threads": 1, "repeats": 10},
     "budget": {"max_parameters": 9_000_000},
     "data": {
@@ -116,6 +126,8 @@ def test_card_holds_every_number_and_the_strategy():
         "0.8077",
         "9.50",
         "onnx/model.int8.onnx",
+        "| share of the teacher's test accuracy | 100% | 96.1% |",
+        "fine-tuned here for 801 steps (at most 3 epochs), best validation at step 534; stopped: step cap",
     ):
         assert text in card, text
     rows = [line for line in card.splitlines() if line.startswith("| test accuracy |")]
@@ -151,3 +163,18 @@ def test_candidates_line_gives_the_validation_noise_for_accuracy_only():
     assert "standard error" not in _candidates(rows, 1066, "macro_f1")[0]
     assert "standard error" not in _candidates(rows, None, "accuracy")[0]  # an export made before it was recorded
     assert _candidates([], 1066, "accuracy") == []
+
+
+def test_card_shows_recall_per_class_and_flags_a_dropped_class():
+    r = copy.deepcopy(RECORD)
+    assert "## Per class" not in model_card(r)  # no report, no section
+    r["classes"] = {
+        "split": "test", "classes": ["negative", "positive"], "support": [533, 533],
+        "teacher_recall": [0.84, 0.85], "student_recall": [0.81, 0.8],
+        "dropped": [],
+    }  # fmt: skip
+    card = model_card(r)
+    assert "| negative | 533 | 0.8400 | 0.8100 |" in card and "Warning" not in card
+    r["classes"]["student_recall"] = [0.98, 0.3]
+    r["classes"]["dropped"] = ["positive"]
+    assert "**Warning:** the student drops `positive`" in model_card(r)

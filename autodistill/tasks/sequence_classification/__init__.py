@@ -79,6 +79,11 @@ class SequenceClassification(Task):
 
         return distill.shipped_quality(prep, build, split)
 
+    def class_report(self, prep: Any, build: Any, split: str = "test") -> dict[str, Any] | None:
+        from autodistill.tasks.sequence_classification import distill
+
+        return distill.class_report(prep, build, split)
+
     def latency_seq_len(self, cfg: RunConfig, prep: Any) -> int:
         from autodistill.tasks.sequence_classification.evaluate import latency_seq_len
 

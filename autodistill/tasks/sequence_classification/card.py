@@ -64,6 +64,7 @@ def model_card(r: dict[str, Any]) -> str:
     if s.get("lora_merged"):
         lines += ["The LoRA adapters used in training are merged into the weights; no peft needed.", ""]
     lines += _metrics(r)
+    lines += _classes(r)
     if r["formats"].get("onnx"):
         lines += _onnx_table(r)
     lines += _strategy(r)
@@ -82,6 +83,7 @@ def _metrics(r: dict[str, Any]) -> list[str]:
         "| | teacher | student |",
         "|---|---:|---:|",
         f"| test {metric} | {_f(t['test']['quality'])} | {_f(s['test']['quality'])} |",
+        f"| share of the teacher's test {metric} | 100% | {r['relative']['test_quality_ratio']:.1%} |",
         *[
             f"| test {name} | {_f(t['test'].get(key))} | {_f(s['test'].get(key))} |"
             for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))
@@ -106,6 +108,34 @@ def _metrics(r: dict[str, Any]) -> list[str]:
         f"sequence length {r['latency']['seq_len']}, teacher and student measured in the same process.",
         "",
     ]
+
+
+def _teacher_text(t: dict[str, Any]) -> str:
+    tr = t.get("training")
+    if not t.get("finetuned") or not tr:
+        return "used as it is (a fine-tuned classifier)"
+    return (
+        f"fine-tuned here for {tr['steps']} steps (at most {tr.get('epochs')} epochs), best validation at step "
+        f"{tr['best_step']}; stopped: {tr['stopped']}"
+    )
+
+
+def _classes(r: dict[str, Any]) -> list[str]:
+    """Test recall per class beside the teacher's, and a warning for the classes the student drops."""
+    c = r.get("classes")
+    if not c:
+        return []
+    lines = ["## Per class", ""]
+    if c["dropped"]:
+        lines += [
+            f"**Warning:** the student drops {', '.join(f'`{n}`' for n in c['dropped'])}: its recall there is under "
+            "half the teacher's on a class the teacher handles.",
+            "",
+        ]
+    lines += ["| class | test examples | teacher recall | student recall |", "|---|---:|---:|---:|"]
+    for name, n, t, s in zip(c["classes"], c["support"], c["teacher_recall"], c["student_recall"]):
+        lines.append(f"| {name} | {n:,} | {_f(t)} | {_f(s)} |")
+    return [*lines, ""]
 
 
 def _onnx_table(r: dict[str, Any]) -> list[str]:
@@ -149,6 +179,7 @@ def _strategy(r: dict[str, Any]) -> list[str]:
         f"weighting `{(loss.get('weighting') or {}).get('name', 'static')}`",
         f"- Train overrides searched: {json.dumps(strategy.get('train') or {})}",
         f"- Final training: {r['train']['mode_text']}",
+        f"- Teacher: {_teacher_text(t)}",
         "",
         "## Budget and search",
         "",

@@ -51,6 +51,28 @@ def student_quality(
     return out
 
 
+def class_report(prep: Prepared, build: Any, split: str = "test") -> dict[str, Any]:
+    """Recall per class of the student as its saved folder runs and of the teacher, the support of
+    each class, and the classes the student drops (``evaluate.metrics.dropped_classes``)."""
+    from autodistill.evaluate.metrics import dropped_classes, per_class_recall
+    from autodistill.train.inference import predict_logits
+
+    enc, pad_id = shipped_split(prep, build, split)
+    model = build.model
+    logits = predict_logits(model, enc, pad_id, prep.cfg.distill.eval_batch_size, next(model.parameters()).device)
+    names = list(prep.data.label_names)
+    student = per_class_recall(enc.labels, logits.argmax(-1), len(names))
+    teacher = per_class_recall(enc.labels, prep.teacher_preds(split), len(names))
+    return {
+        "split": split,
+        "classes": names,
+        "support": [int((enc.labels == c).sum()) for c in range(len(names))],
+        "student_recall": student,
+        "teacher_recall": teacher,
+        "dropped": dropped_classes(student, teacher, names),
+    }
+
+
 def shipped_split(prep: Prepared, build: Any, split: str) -> tuple[Encoded, int]:
     """``split`` encoded as users of the saved student will encode it, with its own tokenizer, and
     that tokenizer's pad id. Only a vocabulary-pruned student differs from the teacher's tokens
