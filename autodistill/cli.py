@@ -72,6 +72,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     ]
     for key, val in s.get("latency_ms", {}).items():
         rows.append((key.replace("_", " "), f"{t['latency_ms'][key]:.2f}", f"{val:.2f}", ""))
+    if s.get("runtime_latency"):
+        a, b = t["runtime_latency"]["latency_ms_b1"], s["runtime_latency"]["latency_ms_b1"]
+        rows.append((f"{s['runtime_latency']['runtime']} ms b1", f"{a:.2f}", f"{b:.2f}", f"{a / b:.2f}x"))
     print(f"{'':<22}{'teacher':>14}{'student':>14}{'ratio':>9}")
     for name, a, b, c in rows:
         print(f"{name:<22}{a:>14}{b:>14}{c:>9}")
@@ -256,6 +259,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{'size MB':<30}{t['size_mb']:>12.2f}{s['size_mb']:>12.2f}")
     for key, val in s.get("latency_ms", {}).items():
         print(f"{key.replace('_', ' '):<30}{t['latency_ms'][key]:>12.2f}{val:>12.2f}")
+    if s.get("runtime_latency"):
+        name = f"{s['runtime_latency']['runtime']} latency ms b1"
+        print(f"{name:<30}{t['runtime_latency']['latency_ms_b1']:>12.2f}{s['runtime_latency']['latency_ms_b1']:>12.2f}")
     if "gguf" in r["formats"]:
         g = r["formats"]["gguf"]
         print(f"  gguf: {g['file']}, {g['bytes'] / 1e6:.1f} MB ({g['dtype']}), for llama.cpp")

@@ -323,6 +323,9 @@ class BudgetConfig:
     min_speedup: float | None = None
     max_size_mb: float | None = None
     max_memory_mb: float | None = None
+    # where latency and min_speedup are timed, teacher and student alike: pytorch, or the ONNX graph in
+    # onnxruntime (onnx), or its dynamic int8 quantisation (onnx-int8); classifiers only
+    runtime: Literal["pytorch", "onnx", "onnx-int8"] = "pytorch"
 
     def __post_init__(self) -> None:
         for key in ("max_parameters", "max_latency_ms", "max_size_mb", "max_memory_mb"):
@@ -395,6 +398,12 @@ class RunConfig:
         require(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", self.task)
         require(bool(self.output_dir.strip()), "output_dir", "must be a folder path", self.output_dir)
         require(self.seed >= 0, "seed", "must be >= 0", self.seed)
+        if self.task == "causal-lm" and self.budget.runtime != "pytorch":
+            raise Invalid(
+                "budget.runtime",
+                f"is {self.budget.runtime!r}, but a causal LM's speed is its decoding speed through transformers' "
+                "generate, timed in pytorch only (its ONNX graph has no KV cache). Use runtime: pytorch.",
+            )
         if self.data.unlabeled and (self.distill.augment.ratio <= 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(
                 "data.unlabeled",

@@ -376,3 +376,13 @@ def test_full_runs_score_validation_as_the_student_ships(tiny_run, monkeypatch):
     proxy = distill.distill_student(prep, student, loss, keep_best=False)
     trained = distill.student_quality(prep, proxy.build.model, "validation", proxy.token_id_map)
     assert calls == [] and proxy.validation == trained
+
+
+def test_distill_times_student_and_teacher_in_the_budgets_runtime(tiny_run, capsys):
+    path, tmp = tiny_run
+    assert main(["distill", str(path), "--quiet", "--set", "budget.runtime=onnx-int8"]) == 0
+    assert "onnx-int8 ms b1" in capsys.readouterr().out
+    result = json.loads((tmp / "out" / "result.json").read_text())
+    for who in ("student", "teacher"):
+        rt = result[who]["runtime_latency"]
+        assert rt["runtime"] == "onnx-int8" and rt["latency_ms_b1"] > 0

@@ -178,3 +178,10 @@ def test_card_shows_recall_per_class_and_flags_a_dropped_class():
     r["classes"]["student_recall"] = [0.98, 0.3]
     r["classes"]["dropped"] = ["positive"]
     assert "**Warning:** the student drops `positive`" in model_card(r)
+
+
+def test_card_gives_the_budgets_runtime_latency_for_both():
+    r = copy.deepcopy(RECORD)
+    r["student"]["runtime_latency"] = {"runtime": "onnx", "latency_ms_b1": 0.81}
+    r["teacher"]["runtime_latency"] = {"runtime": "onnx", "latency_ms_b1": 3.3}
+    assert "| CPU latency b1 in onnx, the budget's runtime (ms) | 3.30 | 0.81 |" in model_card(r)

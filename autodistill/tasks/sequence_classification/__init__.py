@@ -79,6 +79,25 @@ class SequenceClassification(Task):
 
         return distill.shipped_quality(prep, build, split)
 
+    def latency_b1(self, cfg: RunConfig, prep: Any, student: Any, teacher: Any) -> tuple[float, float]:
+        """Batch-1 milliseconds of student and teacher in ``budget.runtime``: PyTorch (the default
+        ``Task.latency_b1``), or both exported and timed in onnxruntime (``runtime.py``)."""
+        if cfg.budget.runtime == "pytorch":
+            return super().latency_b1(cfg, prep, student, teacher)
+        from autodistill.tasks.sequence_classification.runtime import runtime_latency_b1
+
+        return runtime_latency_b1(cfg, student, teacher, self.latency_seq_len(cfg, prep))
+
+    def measure_models(self, cfg: RunConfig, prep: Any, models: list[Any]) -> list[dict[str, Any]]:
+        """``Task.measure_models``, and with a ``budget.runtime`` other than PyTorch the student's and
+        teacher's batch-1 milliseconds in it (``runtime_latency``: ``{runtime, latency_ms_b1}``)."""
+        out = super().measure_models(cfg, prep, models)
+        if cfg.budget.runtime != "pytorch" and len(models) == 2:
+            s, t = self.latency_b1(cfg, prep, models[0], models[1])
+            out[0]["runtime_latency"] = {"runtime": cfg.budget.runtime, "latency_ms_b1": s}
+            out[1]["runtime_latency"] = {"runtime": cfg.budget.runtime, "latency_ms_b1": t}
+        return out
+
     def class_report(self, prep: Any, build: Any, split: str = "test") -> dict[str, Any] | None:
         from autodistill.tasks.sequence_classification import distill
 

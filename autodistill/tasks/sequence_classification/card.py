@@ -101,6 +101,12 @@ def _metrics(r: dict[str, Any]) -> list[str]:
             f"| CPU latency {key.removeprefix('latency_ms_')} (ms) | {_f(t['latency_ms'].get(key), 2)} "
             f"| {_f(s['latency_ms'][key], 2)} |"
         )
+    rt, trt = s.get("runtime_latency"), t.get("runtime_latency")
+    if rt and trt:
+        lines.append(
+            f"| CPU latency b1 in {rt['runtime']}, the budget's runtime (ms) | {_f(trt['latency_ms_b1'], 2)} "
+            f"| {_f(rt['latency_ms_b1'], 2)} |"
+        )
     return [
         *lines,
         "",
