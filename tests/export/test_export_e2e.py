@@ -101,6 +101,9 @@ def test_export_knee_with_onnx_int8_and_mlflow(searched, home, tmp_path):
     # ONNX fp32 agrees with PyTorch (checked inside); int8 measured next to it
     assert r["formats"]["onnx"]["agreement"] == 1.0
     assert set(r["formats"]["int8"]["latency_ms"]) == {"latency_ms_b1", "latency_ms_b32"}
+    # the teacher timed in each runtime beside the student
+    for name in ("pytorch", "onnx", "int8"):
+        assert set(r["formats"][name]["teacher_latency_ms"]) == {"latency_ms_b1", "latency_ms_b32"}
     assert r["formats"]["int8"]["size_mb"] < r["formats"]["onnx"]["size_mb"]
     # `autodistill evaluate` on the exported folder (its own tokenizer) gives the card's test accuracy
     from autodistill.tasks import get_task

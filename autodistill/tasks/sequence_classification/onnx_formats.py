@@ -43,7 +43,30 @@ def onnx_formats(final: Any, prep: Any, folder: Path, formats: tuple[str, ...]) 
     vocab = int(model.config.vocab_size)
     for name, path in files:
         out[name] = _file_row(name, path, folder, cfg, (enc, pad_id), ref, vocab, seq_len)
+        out[name]["teacher_latency_ms"] = _teacher_latency(prep, name, vocab, seq_len)
+    out["pytorch"]["teacher_latency_ms"] = _teacher_pytorch_latency(prep, seq_len)
     return out
+
+
+def _teacher_latency(prep: Any, name: str, vocab: int, seq_len: int) -> dict[str, float]:
+    """The teacher's latency in the same runtime as the file ``name`` (its graph made once)."""
+    from autodistill.tasks.sequence_classification.onnx import ort_latency
+    from autodistill.tasks.sequence_classification.runtime import teacher_session
+
+    ev = prep.cfg.evaluate
+    sess = teacher_session(prep.teacher_model(), "onnx" if name == "onnx" else "onnx-int8", ev.threads)
+    teacher_vocab = int(prep.teacher_model().config.vocab_size)
+    return ort_latency(sess, min(vocab, teacher_vocab), FORMAT_BATCHES, seq_len, ev.warmup, ev.repeats)
+
+
+def _teacher_pytorch_latency(prep: Any, seq_len: int) -> dict[str, float]:
+    from autodistill.evaluate import measure_latency
+
+    ev = prep.cfg.evaluate
+    return measure_latency(
+        prep.teacher_model(), batch_sizes=FORMAT_BATCHES, seq_len=seq_len, threads=ev.threads, warmup=ev.warmup,
+        repeats=ev.repeats,
+    )  # fmt: skip
 
 
 def _pytorch_row(model: Any, cfg: Any, labels: np.ndarray, ref: np.ndarray, seq_len: int) -> dict[str, Any]:
