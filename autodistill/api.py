@@ -51,6 +51,7 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     returns what ``result.json`` holds."""
     from autodistill.components import validate_components
     from autodistill.config import dump_config
+    from autodistill.evaluate.energy import metered
     from autodistill.files import replacing_folder, write_json, write_text
     from autodistill.specs import LossSpec, StudentSpec
     from autodistill.tasks import get_task
@@ -60,12 +61,14 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
     validate_components(cfg, task.components())  # names and options checked before the data, teacher or training
     prep = task.prepare(cfg, progress=progress)
-    run = task.distill(prep, student, loss)
+    with metered(cfg.evaluate.energy) as energy:
+        run = task.distill(prep, student, loss)
     test = task.shipped_quality(prep, run.build, "test")  # as `autodistill evaluate` on the saved student sees it
     seq_len = task.latency_seq_len(cfg, prep)
     measured = task.measure_models(cfg, prep, [run.build.export_model(), prep.teacher_model()])
     out_dir = Path(cfg.output_dir)
     result = _distill_result(task, cfg, prep, run, test, measured, seq_len, out_dir / "student")
+    result["train"]["energy"] = energy.record()
     classes = task.class_report(prep, run.build, "test")
     if classes is not None:
         result["classes"] = classes

@@ -72,6 +72,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     ]
     for key, val in s.get("latency_ms", {}).items():
         rows.append((key.replace("_", " "), f"{t['latency_ms'][key]:.2f}", f"{val:.2f}", ""))
+    if s.get("energy", {}).get("method", "unavailable") != "unavailable":
+        a, b = t["energy"]["joules_per_1000"], s["energy"]["joules_per_1000"]
+        rows.append((f"J/1000 ({s['energy']['method']})", f"{a:.2f}", f"{b:.2f}", f"{b / max(a, 1e-12):.3f}"))
     if s.get("runtime_latency"):
         a, b = t["runtime_latency"]["latency_ms_b1"], s["runtime_latency"]["latency_ms_b1"]
         rows.append((f"{s['runtime_latency']['runtime']} ms b1", f"{a:.2f}", f"{b:.2f}", f"{a / b:.2f}x"))

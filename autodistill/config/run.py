@@ -249,6 +249,9 @@ class EvaluateConfig:
     new_tokens: int = 32
     warmup: int = 3
     repeats: int = 10
+    # energy (codecarbon) of 1,000 batch-1 predictions (causal-lm: decoded tokens) of student and
+    # teacher in the export and distill records, and of every training run
+    energy: bool = True
 
     def __post_init__(self) -> None:
         require(self.threads >= 1, "threads", "must be >= 1", self.threads)
@@ -259,7 +262,7 @@ class EvaluateConfig:
         require(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
 
 
-OBJECTIVES = ("quality", "parameters", "latency", "size")
+OBJECTIVES = ("quality", "parameters", "latency", "size", "energy")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # = search.samplers.SAMPLERS.names() (no optuna import here)
 
 
@@ -326,6 +329,8 @@ class BudgetConfig:
     # where latency and min_speedup are timed, teacher and student alike: pytorch, or the ONNX graph in
     # onnxruntime (onnx), or its dynamic int8 quantisation (onnx-int8); classifiers only
     runtime: Literal["pytorch", "onnx", "onnx-int8"] = "pytorch"
+    # the student's energy per prediction as a share of the teacher's, measured together (evaluate.energy)
+    max_energy_share: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("max_parameters", "max_latency_ms", "max_size_mb", "max_memory_mb"):
@@ -333,6 +338,8 @@ class BudgetConfig:
             require(v is None or v > 0, key, "must be > 0", v)
         share = self.max_parameter_share
         require(share is None or 0 < share <= 1, "max_parameter_share", "must be in (0, 1]", share)
+        energy = self.max_energy_share
+        require(energy is None or 0 < energy <= 1, "max_energy_share", "must be in (0, 1]", energy)
         speedup = self.min_speedup
         require(speedup is None or speedup >= 1, "min_speedup", "must be >= 1 (times faster than the teacher)", speedup)
 

@@ -36,7 +36,28 @@ def measure_models(models: list[Any], cfg: RunConfig, seq_len: int) -> list[dict
         for out, m, lat in zip(outs, models, lats, strict=True):
             out["latency_ms"] = lat
             out["peak_memory_mb"] = round(peak_memory_mb(m, max(ev.batch_sizes), seq_len), 2)
+    if ev.energy:
+        for out, m in zip(outs, models, strict=True):
+            out["energy"] = prediction_energy(m.to("cpu").eval(), seq_len, ev.threads)
     return outs
+
+
+def prediction_energy(model: Any, seq_len: int, threads: int) -> dict[str, Any]:
+    """Joules per 1,000 batch-1 predictions at ``seq_len`` tokens (random ids, full mask), on
+    ``threads`` CPU threads, and how they were found (``evaluate.energy``)."""
+    import torch
+
+    from autodistill.evaluate.energy import model_energy
+    from autodistill.evaluate.speed import random_batch_fn
+
+    inputs = random_batch_fn(model)(1, seq_len)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            return model_energy(lambda: model(**inputs))
+    finally:
+        torch.set_num_threads(old)
 
 
 def compare(student: dict[str, Any], teacher: dict[str, Any]) -> dict[str, float]:

@@ -55,6 +55,7 @@ class FinalStudent:
     proxy_validation: float  # the search's estimate (recorded on the trial)
     reproduced_validation: float | None = None  # --no-retrain: the rerun's validation quality
     augment: dict[str, Any] | None = None  # distill.augment's options when its copies were used
+    energy: dict[str, Any] | None = None  # the final training's joules and how they were found
 
 
 def final_student(

@@ -19,6 +19,7 @@ from autodistill.config import to_dict
 from autodistill.config.run import EXPORT_FORMATS as FORMATS
 from autodistill.config.run import RunConfig
 from autodistill.errors import ConfigError
+from autodistill.evaluate.energy import metered
 from autodistill.export.atomic import atomic_folder
 from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
@@ -169,7 +170,9 @@ def _final_of(
         if len(picked) > 1 and prep.progress:
             print(f"candidate {i + 1}/{len(picked)}: trial {chosen['number']}", flush=True)
         torch.manual_seed(cfg_seed)  # adapters a transform adds at build time start from a seeded state
-        final = final_student(prep, chosen, proxy, retrain=retrain, seed=seed, task=task)
+        with metered(prep.cfg.evaluate.energy) as energy:
+            final = final_student(prep, chosen, proxy, retrain=retrain, seed=seed, task=task)
+        final.energy = energy.record()
         validation = float(final.run.validation["quality"])
         compared.append(
             {"trial": chosen["number"], "proxy_validation": final.proxy_validation, "final_validation": validation}
@@ -278,6 +281,7 @@ def _train_record(final: FinalStudent) -> dict[str, Any]:
         "warmup_steps": run.warmup_steps,
         "seconds": round(run.train.seconds, 1),
         "best_step": run.train.best_step,
+        "energy": final.energy,
         "stopped": run.train.stop_reason if run.train.stopped_early else "step cap",
         "evals": run.train.evals,
         "augment": final.augment,
@@ -331,11 +335,26 @@ def _log_mlflow(
         "size_mb": s["size_mb"],
         "trial": result["pick"]["trial"],
         "teacher_test_quality": result["teacher"]["test"]["quality"],
+        **_energy_metrics(result),
         "test_quality_ratio": result["relative"]["test_quality_ratio"],
         "parameter_ratio": result["relative"]["parameter_ratio"],
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
     return tracker.log_export(folder, s["kind"], register, metrics, pipeline_tag=task.pipeline_tag)
+
+
+def _energy_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The energy figures of an export for MLflow: per 1,000 predictions of student and teacher, and
+    the final training's joules."""
+    out = {}
+    for who in ("student", "teacher"):
+        e = result[who].get("energy")
+        if e and e.get("method") != "unavailable":
+            out[f"{who}_energy_j_per_1000"] = e["joules_per_1000"]
+    train = result["train"].get("energy")
+    if train and train.get("method") != "unavailable":
+        out["train_energy_j"] = train["joules"]
+    return out
 
 
 def _warmup_text(run: Any) -> str:

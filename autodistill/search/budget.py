@@ -28,11 +28,18 @@ def predicted_violation(budget: BudgetConfig, parameters: int, teacher_parameter
 
 
 def measured_violation(
-    budget: BudgetConfig, latency_ms: float | None, memory_mb: float | None, teacher_latency_ms: float | None
+    budget: BudgetConfig,
+    latency_ms: float | None,
+    memory_mb: float | None,
+    teacher_latency_ms: float | None,
+    energy_share: float | None = None,
 ) -> float:
-    """Relative excess over the latency, speedup and memory budgets (0 when they hold); the speedup
-    compares batch-1 latencies measured together (``teacher_latency_ms`` beside ``latency_ms``)."""
+    """Relative excess over the latency, speedup, memory and energy budgets (0 when they hold); the
+    speedup compares batch-1 latencies measured together (``teacher_latency_ms`` beside ``latency_ms``),
+    ``energy_share`` the student's energy per prediction over the teacher's, measured together."""
     worst = 0.0
+    if budget.max_energy_share is not None and energy_share is not None:
+        worst = max(worst, energy_share / budget.max_energy_share - 1)
     if budget.max_latency_ms is not None and latency_ms is not None:
         worst = max(worst, latency_ms / budget.max_latency_ms - 1)
     if budget.min_speedup is not None and latency_ms is not None and teacher_latency_ms:

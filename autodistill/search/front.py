@@ -102,7 +102,7 @@ def plot_front(
             for r, x, y in zip(front, fx, fy):
                 if r["number"] == pick:
                     ax.scatter([x], [y], marker="*", s=220, c="#d62728", zorder=5, label=f"pick (trial {pick})")
-    ax.set_xlabel(x_name + (" (ratio to teacher)" if x_name == "latency" else ""))
+    ax.set_xlabel(x_name + (" (ratio to teacher)" if x_name in ("latency", "energy") else ""))
     ax.set_ylabel("validation quality")
     ax.set_title(f"study {study.study_name}")
     ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autodistill.config.run import RunConfig
+from autodistill.evaluate.energy import metered
 from autodistill.search.budget import predicted_size_mb
 from autodistill.search.early_stop import MedianInBucket
 from autodistill.search.faults import describe, free_memory
@@ -65,6 +66,7 @@ class ProxyObjective:
         self.stop_rule = stop_rule
         self.peers = peers
         self.teacher_parameters = gate.teacher_parameters
+        self._teacher_energy: dict[str, Any] | None = None
 
     def admit(self, trial: Any) -> tuple[Sample, int] | Refusal:
         """Sample the trial's student and decide, before training, whether it may be trained."""
@@ -85,7 +87,13 @@ class ProxyObjective:
     def worst(self, parameters: int | None = None) -> list[float]:
         """Objective values told for a refused student: worse than any trained one."""
         n = parameters or self.teacher_parameters * 10
-        worst = {"quality": 0.0, "parameters": float(n), "latency": 100.0, "size": predicted_size_mb(n)}
+        worst = {
+            "quality": 0.0,
+            "parameters": float(n),
+            "latency": 100.0,
+            "size": predicted_size_mb(n),
+            "energy": 100.0,
+        }
         return [worst[o] for o in self.cfg.search.objectives]
 
     def train(self, trial: Any, sample: Sample, n_params: int) -> Outcome:
@@ -107,17 +115,18 @@ class ProxyObjective:
         spec, indices = proxy_plan(self.task, prep, cfg, sp.proxy_steps, sp.proxy_examples, sample.train)
         bucket = self.stop_rule.bucket(n_params)
         trial.set_user_attr("bucket", bucket)
-        run = self.task.distill(
-            prep,
-            sample.student,
-            sample.loss,
-            spec=spec,
-            indices=indices,
-            evaluate=self._checkpoint_hook(trial, bucket, spec.steps),
-            keep_best=False,
-            augment=cfg.distill.augment.in_search,
-            calibration_examples=cfg.search.calibration_examples,
-        )
+        with metered(cfg.evaluate.energy) as train_energy:
+            run = self.task.distill(
+                prep,
+                sample.student,
+                sample.loss,
+                spec=spec,
+                indices=indices,
+                evaluate=self._checkpoint_hook(trial, bucket, spec.steps),
+                keep_best=False,
+                augment=cfg.distill.augment.in_search,
+                calibration_examples=cfg.search.calibration_examples,
+            )
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
@@ -133,9 +142,23 @@ class ProxyObjective:
             "size": predicted_size_mb(n_real),
             "peak_memory_mb": self.task.peak_memory_mb(cfg, prep, model),
             "train_seconds": run.train.seconds,
+            **self._energy(model, train_energy),
         }
         history = {"loss": run.train.history[:: max(1, len(run.train.history) // 200)], "weights": run.train.weights}
         return Outcome("complete", metrics, run.build.resolved, history)
+
+    def _energy(self, model: Any, train: Any) -> dict[str, float]:
+        """The proxy training's joules, and with an energy objective or budget the student's energy
+        per prediction over the teacher's (``energy``), the teacher's measured once per search."""
+        cfg = self.cfg
+        out = {"train_energy_j": train.joules} if train.method != "unavailable" else {}
+        if "energy" not in cfg.search.objectives and cfg.budget.max_energy_share is None:
+            return out
+        if self._teacher_energy is None:
+            self._teacher_energy = self.task.prediction_energy(cfg, self.prep, self.prep.teacher_model())
+        student = self.task.prediction_energy(cfg, self.prep, model)
+        teacher = max(1e-12, self._teacher_energy["joules_per_1000"])
+        return {**out, "energy_j_per_1000": student["joules_per_1000"], "energy": student["joules_per_1000"] / teacher}
 
     def _checkpoint_hook(self, trial: Any, bucket: int, steps: int) -> Callable[[int, float], None]:
         """Records each checkpoint's validation on the trial and stops the run by the rule, or when

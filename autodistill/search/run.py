@@ -180,7 +180,11 @@ class Search:
             trial.set_user_attr("metrics", m)
             trial.set_user_attr("resolved", outcome.resolved)
             violation = measured_violation(
-                self.cfg.budget, m.get("latency_ms_b1"), m.get("peak_memory_mb"), m.get("teacher_latency_ms_b1")
+                self.cfg.budget,
+                m.get("latency_ms_b1"),
+                m.get("peak_memory_mb"),
+                m.get("teacher_latency_ms_b1"),
+                m.get("energy"),
             )
             trial.set_constraint("budget", violation)
             self.study.tell(trial, [m[o] for o in self.objectives])

@@ -141,6 +141,13 @@ class Task(ABC):
 
         return peak_memory_mb(model, 1, self.latency_seq_len(cfg, prep))
 
+    def prediction_energy(self, cfg: RunConfig, prep: Any, model: Any) -> dict[str, Any]:
+        """Joules per 1,000 batch-1 predictions of ``model`` and how they were found (measured or
+        estimated; ``evaluate.energy``), the energy objective and budget."""
+        from autodistill.evaluate.measure import prediction_energy
+
+        return prediction_energy(model, self.latency_seq_len(cfg, prep), cfg.evaluate.threads)
+
     def measure_models(self, cfg: RunConfig, prep: Any, models: list[Any]) -> list[dict[str, Any]]:
         """Parameters, size, latency (``latency_ms``: ``latency_ms_b<N>`` per batch size) and peak
         memory of a student and its teacher, measured side by side."""

@@ -50,6 +50,8 @@ def test_distill_then_a_fresh_process_generates_and_evaluate_gives_back_the_perp
     assert s["test"]["quality"] == pytest.approx(1 / s["test"]["perplexity"], rel=1e-6)
     assert 0 <= s["test"]["top1_agreement"] <= 1 and s["test"]["kl"] >= 0
     assert s["latency_ms"]["latency_ms_b1"] > 0 and s["generation"]["decode_tokens_per_s"] > 0
+    for who in (s, t):  # energy per 1,000 decoded tokens (a causal LM's prediction is a token)
+        assert who["energy"]["unit"] == "decoded tokens" and who["energy"]["joules_per_1000"] > 0
     student_dir = tmp / "out" / "student"
     assert json.loads((student_dir / "config.json").read_text())["num_hidden_layers"] == 2
     code = (

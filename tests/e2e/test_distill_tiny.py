@@ -386,3 +386,7 @@ def test_distill_times_student_and_teacher_in_the_budgets_runtime(tiny_run, caps
     for who in ("student", "teacher"):
         rt = result[who]["runtime_latency"]
         assert rt["runtime"] == "onnx-int8" and rt["latency_ms_b1"] > 0
+        # energy per 1,000 predictions of both, and the training's joules (evaluate.energy)
+        assert result[who]["energy"]["joules_per_1000"] > 0
+        assert result[who]["energy"]["method"] in ("measured", "estimated")
+    assert result["train"]["energy"]["joules"] > 0

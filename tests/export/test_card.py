@@ -187,3 +187,13 @@ def test_card_gives_the_budgets_runtime_latency_for_both():
     r["student"]["runtime_latency"] = {"runtime": "onnx", "latency_ms_b1": 0.81}
     r["teacher"]["runtime_latency"] = {"runtime": "onnx", "latency_ms_b1": 3.3}
     assert "| CPU latency b1 in onnx, the budget's runtime (ms) | 3.30 | 0.81 |" in model_card(r)
+
+
+def test_card_gives_energy_per_1000_predictions_and_the_final_trainings_joules():
+    r = copy.deepcopy(RECORD)
+    r["student"]["energy"] = {"joules_per_1000": 1.25, "method": "estimated", "predictions": 500}
+    r["teacher"]["energy"] = {"joules_per_1000": 4.5, "method": "estimated", "predictions": 200}
+    r["train"]["energy"] = {"joules": 1234.0, "seconds": 60.0, "method": "estimated"}
+    card = model_card(r)
+    assert "| energy per 1,000 predictions, batch 1 (J, estimated, codecarbon) | 4.50 | 1.25 |" in card
+    assert "it used 1,234 J (estimated, codecarbon)" in card

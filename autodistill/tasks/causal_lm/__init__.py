@@ -124,6 +124,12 @@ class CausalLM(Task):
         # tokens), and the peak is the weights, the prompt's activations and the KV cache either way
         return peak_memory_mb(model, prompt_len(cfg), 2)
 
+    def prediction_energy(self, cfg: RunConfig, prep: Any, model: Any) -> dict[str, Any]:
+        """Joules per 1,000 decoded tokens at batch 1 (a causal LM's prediction is a token)."""
+        from autodistill.tasks.causal_lm.evaluate import token_energy
+
+        return token_energy(cfg, model, prep.vocab)
+
     def measure_models(self, cfg: RunConfig, prep: Any, models: list[Any]) -> list[dict[str, Any]]:
         from autodistill.tasks.causal_lm.evaluate import measure_models
 

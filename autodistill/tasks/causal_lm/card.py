@@ -28,6 +28,17 @@ def _speed_rows(s: dict[str, Any], t: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def _energy_rows(s: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    se, te = s.get("energy"), t.get("energy")
+    if not se or not te or se.get("method") == "unavailable":
+        return []
+    ratio = te["joules_per_1000"] / max(1e-12, se["joules_per_1000"])
+    return [
+        _row(f"energy per 1,000 decoded tokens, J ({se['method']}, codecarbon)", se["joules_per_1000"],
+             te["joules_per_1000"], 1, f"{ratio:.2f}x less"),
+    ]  # fmt: skip
+
+
 def _use(name: str, formats: dict[str, Any], kind: str) -> list[str]:
     stock = kind != "registered"
     lines = [
@@ -99,6 +110,7 @@ def model_card(r: dict[str, Any]) -> str:
              f"{rel['parameter_ratio']:.1%} of the teacher's"),
         _row("size, MB (fp32)", s["size_mb"], t["size_mb"], 1),
         *_speed_rows(s, t),
+        *_energy_rows(s, t),
         "",
         "## How it was made",
         "",

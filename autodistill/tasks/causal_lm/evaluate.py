@@ -50,7 +50,30 @@ def measure_models(cfg: RunConfig, models: list[Any], vocab: int) -> list[dict[s
             out["latency_ms"] = {"latency_ms_b1": round(speed["decode_ms_per_token"], 4)}
             out["generation"] = speed
             out["peak_memory_mb"] = round(peak_memory_mb(m, prompt_len(cfg), cfg.evaluate.new_tokens), 2)
+    if cfg.evaluate.energy:
+        for out, m in zip(outs, models, strict=True):
+            out["energy"] = token_energy(cfg, m, vocab)
     return outs
+
+
+def token_energy(cfg: RunConfig, model: Any, vocab: int) -> dict[str, Any]:
+    """Joules per 1,000 decoded tokens: greedy generation at batch 1 of ``evaluate.new_tokens``
+    after a ``prompt_len`` prompt, repeated for about three seconds (at least twice)."""
+    import torch
+
+    from autodistill.evaluate.energy import model_energy
+    from autodistill.tasks.causal_lm.measure import _evaluating, greedy_generate, model_device, random_prompt
+
+    n = cfg.evaluate.new_tokens
+    ids = random_prompt(vocab, prompt_len(cfg)).to(model_device(model))
+    with _evaluating([model], threads=cfg.evaluate.threads), torch.inference_mode():
+        found = model_energy(lambda: greedy_generate(model, ids, n), seconds=3.0, least=2)
+    return {
+        "joules_per_1000": round(found["joules_per_1000"] / n, 4),
+        "method": found["method"],
+        "predictions": found["predictions"] * n,
+        "unit": "decoded tokens",
+    }
 
 
 def run_evaluate(cfg: RunConfig, model_dir: str, split: str = "test", progress: bool = True) -> dict[str, Any]:

@@ -101,6 +101,12 @@ def _metrics(r: dict[str, Any]) -> list[str]:
             f"| CPU latency {key.removeprefix('latency_ms_')} (ms) | {_f(t['latency_ms'].get(key), 2)} "
             f"| {_f(s['latency_ms'][key], 2)} |"
         )
+    se, te = s.get("energy"), t.get("energy")
+    if se and te and se.get("method") != "unavailable":
+        lines.append(
+            f"| energy per 1,000 predictions, batch 1 (J, {se['method']}, codecarbon) | {_f(te['joules_per_1000'], 2)} "
+            f"| {_f(se['joules_per_1000'], 2)} |"
+        )
     rt, trt = s.get("runtime_latency"), t.get("runtime_latency")
     if rt and trt:
         lines.append(
@@ -114,6 +120,12 @@ def _metrics(r: dict[str, Any]) -> list[str]:
         f"sequence length {r['latency']['seq_len']}, teacher and student measured in the same process.",
         "",
     ]
+
+
+def _energy_text(e: dict[str, Any] | None) -> str:
+    if not e or e.get("method") == "unavailable":
+        return ""
+    return f"; it used {e['joules']:,.0f} J ({e['method']}, codecarbon)"
 
 
 def _teacher_text(t: dict[str, Any]) -> str:
@@ -190,7 +202,7 @@ def _strategy(r: dict[str, Any]) -> list[str]:
         f"layer map `{loss.get('layer_map')}`, "
         f"weighting `{(loss.get('weighting') or {}).get('name', 'static')}`",
         f"- Train overrides searched: {json.dumps(strategy.get('train') or {})}",
-        f"- Final training: {r['train']['mode_text']}",
+        f"- Final training: {r['train']['mode_text']}{_energy_text(r['train'].get('energy'))}",
         f"- Teacher: {_teacher_text(t)}",
         "",
         "## Budget and search",
