@@ -130,25 +130,17 @@ def prepare_teacher(
     return Teacher(folder, fp, tokenizer, list(range(len(data.label_names))), finetuned=True, info=info)
 
 
-def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> dict[str, Any]:
-    import torch
-
-    from autodistill.evaluate import task_metrics
-    from autodistill.losses.base import LossDims
-    from autodistill.losses.composite import CompositeLoss
-    from autodistill.specs import LossSpec, Step, TrainSpec
-    from autodistill.train.inference import predict_logits
-    from autodistill.train.loop import steps_for_epochs, train
+def finetune_spec(cfg: RunConfig, n_examples: int) -> Any:
+    """The teacher's training spec (a classifier's fine-tuning, a causal LM's adaptation) over
+    ``n_examples`` rows: ``teacher.finetune``'s settings, ``max_steps`` or ``epochs`` as the cap, a
+    validation checkpoint once an epoch (or every ``eval_every`` steps) and its ``patience``."""
+    from autodistill.specs import TrainSpec
+    from autodistill.train.loop import steps_for_epochs
 
     ft = cfg.teacher.finetune
-    torch.manual_seed(ft.seed)
-    model = load_classifier(
-        source, cfg.teacher, num_labels=len(data.label_names), id2label=data.id2label, label2id=data.label2id
-    )
-    train_enc, val_enc = encoded["train"], encoded["validation"]
-    steps = ft.max_steps or steps_for_epochs(len(train_enc.labels), ft.batch_size, ft.epochs)
-    per_epoch = steps_for_epochs(len(train_enc.labels), ft.batch_size, 1)
-    spec = TrainSpec(
+    steps = ft.max_steps or steps_for_epochs(n_examples, ft.batch_size, ft.epochs)
+    per_epoch = steps_for_epochs(n_examples, ft.batch_size, 1)
+    return TrainSpec(
         steps=steps,
         batch_size=ft.batch_size,
         lr=ft.lr,
@@ -161,6 +153,25 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         seed=ft.seed,
         patience=ft.patience,
     )
+
+
+def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> dict[str, Any]:
+    import torch
+
+    from autodistill.evaluate import task_metrics
+    from autodistill.losses.base import LossDims
+    from autodistill.losses.composite import CompositeLoss
+    from autodistill.specs import LossSpec, Step
+    from autodistill.train.inference import predict_logits
+    from autodistill.train.loop import train
+
+    ft = cfg.teacher.finetune
+    torch.manual_seed(ft.seed)
+    model = load_classifier(
+        source, cfg.teacher, num_labels=len(data.label_names), id2label=data.id2label, label2id=data.label2id
+    )
+    train_enc, val_enc = encoded["train"], encoded["validation"]
+    spec = finetune_spec(cfg, len(train_enc.labels))
     ce = CompositeLoss(LossSpec(terms=(Step("ce"),)), LossDims(model.config.hidden_size, model.config.hidden_size))
     pad = int(tokenizer.pad_token_id)
 

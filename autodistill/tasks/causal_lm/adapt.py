@@ -21,7 +21,7 @@ import numpy as np
 from autodistill.config.run import RunConfig
 from autodistill.files import replacing_folder
 from autodistill.fingerprint import hash_json
-from autodistill.teacher.finetune import teacher_home
+from autodistill.teacher.finetune import finetune_spec, teacher_home
 from autodistill.teacher.lock import filling
 
 
@@ -53,11 +53,9 @@ def adapt_teacher(teacher: Any, cfg: RunConfig, data: Any, vocab: int, progress:
 def _adapt(teacher: Any, cfg: RunConfig, data: Any, vocab: int, folder: Any, fp: str, progress: bool) -> None:
     import torch
 
-    from autodistill.specs import TrainSpec
     from autodistill.tasks.causal_lm.losses import build_lm_loss
     from autodistill.tasks.causal_lm.train import train_lm
     from autodistill.train.device import resolve_device
-    from autodistill.train.loop import steps_for_epochs
 
     ft = cfg.teacher.finetune
     torch.manual_seed(ft.seed)
@@ -65,21 +63,8 @@ def _adapt(teacher: Any, cfg: RunConfig, data: Any, vocab: int, folder: Any, fp:
     device = str(resolve_device(cfg.distill.device))
     before_val = _validation(model, data, vocab, device)
     train = data.splits["train"]
-    per_epoch = steps_for_epochs(len(train), ft.batch_size, 1)
-    steps = ft.max_steps or per_epoch * ft.epochs
-    spec = TrainSpec(
-        steps=steps,
-        batch_size=ft.batch_size,
-        lr=ft.lr,
-        weight_decay=ft.weight_decay,
-        warmup_ratio=ft.warmup_ratio,
-        max_grad_norm=ft.max_grad_norm,
-        eval_every=min(ft.eval_every or per_epoch, steps),
-        device=cfg.distill.device,
-        bf16=cfg.distill.bf16,
-        seed=ft.seed,
-        patience=ft.patience,
-    )
+    spec = finetune_spec(cfg, len(train))
+    steps = spec.steps
 
     def evaluate(step: int) -> float:
         return 1.0 / _validation(model, data, vocab, device)
