@@ -252,6 +252,9 @@ class EvaluateConfig:
     # energy (codecarbon) of 1,000 batch-1 predictions (causal-lm: decoded tokens) of student and
     # teacher in the export and distill records, and of every training run
     energy: bool = True
+    # speed budgets decide from this machine's recorded timing of the same shape beside the same
+    # teacher when there is one (a close call is re-timed before it is recorded), so reruns agree
+    reuse_timings: bool = True
 
     def __post_init__(self) -> None:
         require(self.threads >= 1, "threads", "must be >= 1", self.threads)

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from autodistill.config import to_dict
 from autodistill.config.run import RunConfig
 from autodistill.errors import BudgetError, ConfigError
 from autodistill.search.budget import RandomPoint, measured_violation, predicted_size_mb, predicted_violation
 from autodistill.search.space import Sample, SearchSpace
+from autodistill.search.timings import Timing, shape_key, timing_book
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,21 @@ class BudgetGate:
         self.task = task
         self.prep = prep
         self.teacher_parameters = teacher_parameters
+        self.book = timing_book(cfg, prep.teacher.fingerprint)
+
+    def timed(self, model: Any) -> Timing:
+        """Batch-1 milliseconds of ``model`` and the teacher, timed together (``Task.latency_b1``), or
+        as this machine recorded them for the same shape (``search.timings``)."""
+        cfg, b = self.cfg, self.cfg.budget
+        timing_settings = {k: v for k, v in to_dict(cfg.evaluate).items() if k not in ("energy", "reuse_timings")}
+        extra = {"task": self.task.name, "teacher": self.prep.teacher.fingerprint, "runtime": b.runtime,
+                 "evaluate": timing_settings}  # fmt: skip
+        return self.book.time(
+            shape_key(model, extra),
+            lambda: self.task.latency_b1(cfg, self.prep, model, self.prep.teacher_model()),
+            b.min_speedup,
+            b.max_latency_ms,
+        )
 
     def scan(self, n_points: int) -> Iterator[tuple[Sample, int | None]]:
         """``n_points`` seeded uniform samples of the space with their predicted parameters (None
@@ -88,9 +105,10 @@ class BudgetGate:
         model = self.task.untrained_model(self.prep, sample.student)
         if model is None:
             return {}, None
-        lat, teacher_now = self.task.latency_b1(self.cfg, self.prep, model, self.prep.teacher_model())
+        timing = self.timed(model)
+        lat, teacher_now = timing.latency_ms, timing.teacher_latency_ms
         memory = self.task.peak_memory_mb(self.cfg, self.prep, model) if b.max_memory_mb is not None else None
-        seen = {"shape_latency_ms_b1": lat, "shape_teacher_latency_ms_b1": teacher_now}
+        seen = {"shape_latency_ms_b1": lat, "shape_teacher_latency_ms_b1": teacher_now, "shape_timing": timing.record()}
         v = measured_violation(b, lat, memory, teacher_now)
         if v <= 0:
             return seen, None

@@ -130,7 +130,9 @@ class ProxyObjective:
         if run.train.stopped_early:  # the loop ends the run quietly; the trial is PRUNED, not COMPLETE
             raise StopTraining(run.train.stop_reason or f"stopped at step {run.train.steps}")
         model = run.build.export_model().eval()
-        lat, teacher_now = self.task.latency_b1(cfg, prep, model, prep.teacher_model())
+        timing = self.gate.timed(model)
+        trial.set_user_attr("timing", timing.record())
+        lat, teacher_now = timing.latency_ms, timing.teacher_latency_ms
         n_real = sum(p.numel() for p in model.parameters())
         metrics = {
             **self.task.trial_metrics(run),

@@ -161,8 +161,9 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
         "space": hash_json(space_dict)[:16],
         "teacher": teacher_fp[:16],
         "data": data_fp[:16],
-        # constraints are stored per trial: a resumed study under another budget would mix two
-        "budget": {k: v for k, v in vars(cfg.budget).items() if v is not None},
+        # constraints are stored per trial: a resumed study under another budget would mix two; unset
+        # limits and the default runtime stay out, so studies made before a key existed keep their identity
+        "budget": {k: v for k, v in vars(cfg.budget).items() if v is not None and (k, v) != ("runtime", "pytorch")},
         # proxies prune on this many examples: trials scored on another number would not compare
         "calibration_examples": cfg.search.calibration_examples,
     }
