@@ -287,3 +287,13 @@ def test_perplexity_leaves_a_padded_vocabularys_extra_columns_out():
     got = perplexity(model, ids.numpy(), ids.numpy(), mask.numpy(), vocab=32)
     full = perplexity(model, ids.numpy(), ids.numpy(), mask.numpy())
     assert got["nll"] == pytest.approx(want, rel=1e-5) and full["nll"] > got["nll"]
+
+
+def test_a_decode_step_lost_in_the_timers_noise_falls_back_to_the_whole_generation_per_token():
+    from autodistill.tasks.causal_lm.measure import _speed_summary
+
+    clear = _speed_summary([10.0, 10.0, 10.0], [40.0, 41.0, 39.0], prompt_len=8, new_tokens=4)
+    assert clear["decode_ms_per_token"] == 10.0 and clear["decode_tokens_per_s"] == 100.0
+    # the full runs came out no slower than the one-token runs: (n - f) <= 0 would be no time at all
+    noisy = _speed_summary([10.0, 12.0, 11.0], [9.0, 12.0, 10.0], prompt_len=8, new_tokens=4)
+    assert noisy["decode_ms_per_token"] == 10.0 / 4 and noisy["decode_tokens_per_s"] == 400.0

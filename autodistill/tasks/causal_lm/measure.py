@@ -199,12 +199,15 @@ def _timed_ms(model: nn.Module, input_ids: torch.Tensor, new_tokens: int) -> flo
 def _speed_summary(first_ms: list[float], full_ms: list[float], prompt_len: int, new_tokens: int) -> dict[str, float]:
     prompt_ms = float(statistics.median(first_ms))
     decode_ms = float(statistics.median((n - f) / (new_tokens - 1) for f, n in zip(first_ms, full_ms, strict=True)))
+    if decode_ms <= 0:
+        # a decode step lost in the timer's noise (a tiny model on a busy machine) would give a time of
+        # zero or less: the whole generation per token, an upper bound that is always positive, instead
+        decode_ms = float(statistics.median(full_ms)) / new_tokens
     return {
         "prompt_ms": prompt_ms,
         "prompt_tokens_per_s": prompt_len * 1000.0 / prompt_ms,
         "decode_ms_per_token": decode_ms,
-        # a decode step faster than the timer's noise would give a negative time, and no rate
-        "decode_tokens_per_s": 1000.0 / decode_ms if decode_ms > 0 else math.inf,
+        "decode_tokens_per_s": 1000.0 / decode_ms,
         "prompt_len": prompt_len,
         "new_tokens": new_tokens,
     }
