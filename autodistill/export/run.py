@@ -334,13 +334,19 @@ def _log_mlflow(
         "parameters": s["parameters"]["total"],
         "size_mb": s["size_mb"],
         "trial": result["pick"]["trial"],
-        "teacher_test_quality": result["teacher"]["test"]["quality"],
+        **_relative_metrics(result),
         **_energy_metrics(result),
-        "test_quality_ratio": result["relative"]["test_quality_ratio"],
-        "parameter_ratio": result["relative"]["parameter_ratio"],
         **{k: v for k, v in s.get("latency_ms", {}).items()},
     }
     return tracker.log_export(folder, s["kind"], register, metrics, pipeline_tag=task.pipeline_tag)
+
+
+def _relative_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The teacher's test quality and the student's share of it, for MLflow (where the record has them)."""
+    teacher = (result.get("teacher") or {}).get("test") or {}
+    relative = result.get("relative") or {}
+    out = {"teacher_test_quality": teacher["quality"]} if "quality" in teacher else {}
+    return {**out, **{k: relative[k] for k in ("test_quality_ratio", "parameter_ratio") if k in relative}}
 
 
 def _energy_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -348,10 +354,10 @@ def _energy_metrics(result: dict[str, Any]) -> dict[str, float]:
     the final training's joules."""
     out = {}
     for who in ("student", "teacher"):
-        e = result[who].get("energy")
+        e = (result.get(who) or {}).get("energy")
         if e and e.get("method") != "unavailable":
             out[f"{who}_energy_j_per_1000"] = e["joules_per_1000"]
-    train = result["train"].get("energy")
+    train = (result.get("train") or {}).get("energy")
     if train and train.get("method") != "unavailable":
         out["train_energy_j"] = train["joules"]
     return out

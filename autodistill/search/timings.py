@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autodistill.files import write_text
 from autodistill.fingerprint import hash_json
 
 Timer = Callable[[], tuple[float, float]]  # -> (student ms, teacher ms), timed together
@@ -104,9 +105,7 @@ class TimingBook:
             book = self._read()
             book.setdefault(key, {"latency_ms": timing.latency_ms, "teacher_latency_ms": timing.teacher_latency_ms,
                                   "rounds": timing.rounds, "close": timing.close})  # fmt: skip
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(book, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(book, indent=1, sort_keys=True))
         finally:
             os.close(fd)
 
