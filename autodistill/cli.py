@@ -43,15 +43,35 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     info = api.teacher(_load(args), progress=not args.quiet)
     if "tokens" in info:
         _lm_teacher(info)
-    elif info.get("finetuned"):
-        val = info.get("validation", {})
+    else:
+        _classifier_teacher(info)
+    return 0
+
+
+def _epochs(steps: int, per_epoch: int | None) -> str:
+    return f" ({steps / per_epoch:.1f} epochs)" if per_epoch else ""
+
+
+def _classifier_teacher(info: dict) -> None:
+    """Where the teacher is, how it was trained (epochs, the validation curve, why it stopped) and
+    its validation and test quality."""
+    t = info.get("training")
+    if not t:
+        print(f"teacher: {info['path']} (a classifier already; used as it is)")
+    else:
+        per = t.get("steps_per_epoch")
         print(f"teacher: {info['path']}")
         print(
-            f"  fine-tuned, validation accuracy {val.get('accuracy', float('nan')):.4f}, macro-F1 {val.get('macro_f1', float('nan')):.4f}"
+            f"  fine-tuned {t['steps']} steps{_epochs(t['steps'], per)}, best at step {t['best_step']}"
+            f"{_epochs(t['best_step'], per)}; stopped: {t['stopped']}"
+            + (f"; {t['seconds']:,.0f} s" if t.get("seconds") is not None else "")
         )
-    else:
-        print(f"teacher: {info['path']} (a classifier already; used as it is)")
-    return 0
+        if t.get("curve"):
+            points = ", ".join(f"{q:.4f} at step {s}" for s, q in t["curve"])
+            print(f"  validation {info['metric']} at each checkpoint: {points}")
+    for split in ("validation", "test"):
+        m = info[split]
+        print(f"  {split} {info['metric']} {m['quality']:.4f} (accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f})")
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -94,7 +114,11 @@ def _share(result: dict) -> None:
     how = "used as it is"
     if t:
         cap = f"at most {t['epochs']} epochs" if t.get("epochs") and not t.get("max_steps") else "its step cap"
-        how = f"trained {t['steps']} steps ({cap}), best at step {t['best_step']}; stopped: {t['stopped']}"
+        per = t.get("steps_per_epoch")
+        how = (
+            f"trained {t['steps']} steps{_epochs(t['steps'], per)} ({cap}), best at step {t['best_step']}; "
+            f"stopped: {t['stopped']}"
+        )
     print(f"the student keeps {ratio:.1%} of the teacher's test {what}; teacher {how}")
 
 

@@ -14,9 +14,11 @@ METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "mcc")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """How a backbone that is not yet a classifier is fine-tuned into the teacher."""
+    """How a backbone that is not yet a classifier is fine-tuned into the teacher: by default until
+    validation stops improving (checked once an epoch, ``patience`` checks without a gain), at most
+    ``epochs``, the best checkpoint kept."""
 
-    epochs: int = 1
+    epochs: int = 4
     lr: float = 5e-5
     batch_size: int = 32
     warmup_ratio: float = 0.1
@@ -25,7 +27,7 @@ class FinetuneConfig:
     max_steps: int | None = None
     # stop after this many validation checkpoints without a gain (the best one is kept); the epochs
     # (or max_steps) are then the cap. null: train all of them
-    patience: int | None = None
+    patience: int | None = 2
     eval_every: int | None = None  # steps between validation checkpoints; null: once per epoch
     # the teacher's own seed, like data.split_seed: the run's `seed` is the student's, so a second
     # student seed reuses the same teacher instead of fine-tuning another
@@ -179,7 +181,8 @@ class DistillConfig:
     mode: Literal["proxy", "full"] = "full"
     proxy_steps: int = 200
     proxy_examples: int = 2000
-    epochs: float = 3.0
+    # full runs (`distill`, export's final training): the cap; validation `patience` ends them sooner
+    epochs: float = 6.0
     max_steps: int | None = None
     batch_size: int = 32
     eval_batch_size: int = 128
@@ -190,7 +193,7 @@ class DistillConfig:
     eval_every: int | None = None
     # full runs: stop after this many validation checkpoints without a gain (the best is kept);
     # epochs or max_steps are then the cap. null: train them all
-    patience: int | None = None
+    patience: int | None = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
     # > 0: the student trains this share of its steps before its within-layer transforms (heads, ffn,

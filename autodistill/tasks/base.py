@@ -246,7 +246,9 @@ def teacher_training(teacher: Any) -> dict[str, Any] | None:
     info, ft = teacher.info or {}, (teacher.info or {}).get("finetune") or {}
     return {
         "steps": info.get("steps"),
+        "steps_per_epoch": info.get("steps_per_epoch"),
         "best_step": info.get("best_step"),
+        "curve": info.get("curve"),  # [step, validation quality] at each checkpoint
         "stopped": info.get("stopped", "step cap"),
         "seconds": info.get("seconds"),
         "epochs": ft.get("epochs"),

@@ -163,7 +163,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
     from autodistill.losses.composite import CompositeLoss
     from autodistill.specs import LossSpec, Step
     from autodistill.train.inference import predict_logits
-    from autodistill.train.loop import train
+    from autodistill.train.loop import steps_for_epochs, train
 
     ft = cfg.teacher.finetune
     torch.manual_seed(ft.seed)
@@ -212,6 +212,7 @@ def _finetune(source, folder, cfg, data, tokenizer, encoded, fp, progress) -> di
         "majority_baseline": baseline,
         "best_step": result.best_step,
         "steps": result.steps,
+        "steps_per_epoch": steps_for_epochs(len(train_enc.labels), ft.batch_size, 1),
         "stopped": result.stop_reason or "step cap",
         "curve": [[s, round(q, 6)] for s, q in result.evals],
         "seconds": round(result.seconds, 1),

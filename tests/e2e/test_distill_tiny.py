@@ -4,6 +4,7 @@ a CSV task, one distillation through the CLI, then evaluate on the saved student
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -36,7 +37,11 @@ def test_teacher_distill_evaluate(tiny_run, capsys):
     path, tmp = tiny_run
     assert main(["teacher", str(path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "fine-tuned" in out
+    # how long it trained (at most the 5 epochs, one checkpoint each), the curve, then its quality
+    assert re.search(r"fine-tuned \d+ steps \([1-5]\.0 epochs\), best at step \d+", out), out
+    assert "validation accuracy at each checkpoint: " in out
+    assert re.search(r"validation accuracy [01]\.\d{4} \(accuracy", out), out
+    assert re.search(r"test accuracy [01]\.\d{4} \(accuracy", out), out
     assert main(["distill", str(path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "test recall per class" in out and "of the teacher's test accuracy; teacher trained" in out
@@ -390,3 +395,25 @@ def test_distill_times_student_and_teacher_in_the_budgets_runtime(tiny_run, caps
         assert result[who]["energy"]["joules_per_1000"] > 0
         assert result[who]["energy"]["method"] in ("measured", "estimated")
     assert result["train"]["energy"]["joules"] > 0
+
+
+def test_a_teacher_the_user_brings_is_measured_before_any_student(tmp_path, capsys):
+    """A folder that is a classifier already is used as it is, and `teacher` prints its validation
+    and test quality first (an untrained head: whatever it scores, it is reported, not assumed)."""
+    from helpers import tiny_classifier_dir
+
+    folder = tiny_classifier_dir(tmp_path / "clf")
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(200))
+    cfg = {"output_dir": str(tmp_path / "out"), "teacher": {"model": str(folder)}, "data": {"source": str(data)}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["teacher", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "(a classifier already; used as it is)" in out and "fine-tuned" not in out
+    val = re.search(r"validation accuracy (0\.\d{4}|1\.0000) \(accuracy", out)
+    test = re.search(r"test accuracy (0\.\d{4}|1\.0000) \(accuracy", out)
+    assert val and test, out
+    from autodistill.api import teacher as run_teacher
+
+    info = run_teacher(str(path), progress=False)
+    assert info["training"] is None and f"{info['test']['accuracy']:.4f}" == test.group(1)

@@ -30,15 +30,22 @@ class SequenceClassification(Task):
         return prepare.prepare(cfg, progress=progress)
 
     def teacher(self, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
-        from autodistill.data import load_task_data
-        from autodistill.teacher import prepare_teacher
+        """The teacher fine-tuned (or found, or used as it is), its outputs cached, and its quality
+        on validation and test: a teacher the user brings is measured before any student is."""
+        from autodistill.tasks.base import teacher_training
+        from autodistill.tasks.sequence_classification import prepare
 
-        teacher = prepare_teacher(cfg, load_task_data(cfg.data), progress=progress)
+        prep = prepare.prepare(cfg, progress=progress)
+        teacher = prep.teacher
         return {
+            **teacher.info,
             "path": str(teacher.path),
             "fingerprint": teacher.fingerprint,
             "finetuned": teacher.finetuned,
-            **teacher.info,
+            "metric": cfg.data.metric,
+            "validation": prep.teacher_metrics["validation"],
+            "test": prep.teacher_metrics["test"],
+            "training": teacher_training(teacher),
         }
 
     def predicted_parameters(self, prep: Any, student: StudentSpec) -> int:

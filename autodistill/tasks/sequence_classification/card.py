@@ -132,8 +132,10 @@ def _teacher_text(t: dict[str, Any]) -> str:
     tr = t.get("training")
     if not t.get("finetuned") or not tr:
         return "used as it is (a fine-tuned classifier)"
+    per = tr.get("steps_per_epoch")
+    took = f", {tr['steps'] / per:.1f} epochs" if per else ""
     return (
-        f"fine-tuned here for {tr['steps']} steps (at most {tr.get('epochs')} epochs), best validation at step "
+        f"fine-tuned here for {tr['steps']} steps{took} (at most {tr.get('epochs')} epochs), best validation at step "
         f"{tr['best_step']}; stopped: {tr['stopped']}"
     )
 
