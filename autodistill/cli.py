@@ -71,7 +71,9 @@ def _classifier_teacher(info: dict) -> None:
             print(f"  validation {info['metric']} at each checkpoint: {points}")
     for split in ("validation", "test"):
         m = info[split]
-        print(f"  {split} {info['metric']} {m['quality']:.4f} (accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f})")
+        print(
+            f"  {split} {info['metric']} {m['quality']:.4f} (accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f})"
+        )
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
