@@ -93,6 +93,7 @@ def _distill_result(
     from autodistill.config import to_dict
     from autodistill.evaluate.environment import versions
     from autodistill.evaluate.measure import compare
+    from autodistill.export.retrain import augment_record
     from autodistill.tasks.base import teacher_training
 
     s_meas, t_meas = measured
@@ -127,6 +128,8 @@ def _distill_result(
             "best_step": train.best_step,
             "evals": train.evals,
             "final_loss": train.history[-1] if train.history else None,
+            "stop_reason": train.stop_reason,
+            "augment": augment_record(prep),  # distill.augment as used (the ratio decided, and why)
         },
         "layer_weights": train.weights[-1] if train.weights else None,
         "latency_seq_len": seq_len,

@@ -103,9 +103,21 @@ def cmd_distill(args: argparse.Namespace) -> int:
     print(f"{'':<22}{'teacher':>14}{'student':>14}{'ratio':>9}")
     for name, a, b, c in rows:
         print(f"{name:<22}{a:>14}{b:>14}{c:>9}")
+    _student_training(result["train"])
     _share(result)
     _classes(result)
     return 0
+
+
+def _student_training(train: dict) -> None:
+    """How long the student trained, why it stopped, and whether teacher-labelled copies joined."""
+    stop = train.get("stop_reason") or "the step cap"
+    print(f"the student trained {train['steps']} steps, best at step {train.get('best_step')}; stopped: {stop}")
+    aug = train.get("augment")
+    if aug:
+        print(
+            f"  with {aug['ratio']:g} teacher-labelled cop{'y' if aug['ratio'] == 1 else 'ies'} per example ({aug['why']})"
+        )
 
 
 def _share(result: dict) -> None:

@@ -154,7 +154,10 @@ class AugmentConfig:
     with ``in_search`` (it slows every trial). With ``data.unlabeled``, ``unlabeled_share`` of the
     copies start from those texts instead of the batch's."""
 
-    ratio: float = 0.0  # copies per real example in each step
+    # copies per real example in each step; null: automatic, 1 when the training split has fewer
+    # than `small_train` rows (or data.unlabeled lists texts), else 0 (``augment.effective``)
+    ratio: float | None = None
+    small_train: int = 5000
     in_search: bool = False
     unlabeled_share: float = 0.5
     splice_prob: float = 0.5
@@ -165,7 +168,8 @@ class AugmentConfig:
     neighbours: int = 8
 
     def __post_init__(self) -> None:
-        require(0 <= self.ratio <= 4, "ratio", "must be in [0, 4]", self.ratio)
+        require(self.ratio is None or 0 <= self.ratio <= 4, "ratio", "must be in [0, 4] or null", self.ratio)
+        require(self.small_train >= 0, "small_train", "must be >= 0", self.small_train)
         for name in ("unlabeled_share", "splice_prob", "mask_prob", "replace_prob", "neighbour_prob"):
             value = getattr(self, name)
             require(0 <= value <= 1, name, "must be in [0, 1]", value)
@@ -417,7 +421,7 @@ class RunConfig:
                 f"is {self.budget.runtime!r}, but a causal LM's speed is its decoding speed through transformers' "
                 "generate, timed in pytorch only (its ONNX graph has no KV cache). Use runtime: pytorch.",
             )
-        if self.data.unlabeled and (self.distill.augment.ratio <= 0 or self.distill.augment.unlabeled_share <= 0):
+        if self.data.unlabeled and (self.distill.augment.ratio == 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(
                 "data.unlabeled",
                 "lists texts, but distill.augment.ratio or distill.augment.unlabeled_share is 0, so no "

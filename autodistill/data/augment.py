@@ -30,6 +30,24 @@ import numpy as np
 import torch
 
 IGNORE = -100  # torch cross-entropy's default ignore_index
+AUTO_RATIO = 1.0  # copies per example that ``ratio: null`` turns on (two per example gained nothing more)
+
+
+def effective(options: Any, n_train: int, unlabeled: bool = False) -> tuple[Any, str]:
+    """``distill.augment`` with its ratio decided, and why: a ratio the config sets is kept;
+    ``null`` turns copies on (``AUTO_RATIO``) when the training split has fewer than ``small_train``
+    rows, where the measurements found they pay, or when ``data.unlabeled`` lists texts, else off."""
+    from dataclasses import replace
+
+    if options.ratio is not None:
+        return options, "set in the config" if options.ratio > 0 else "off in the config"
+    if unlabeled:
+        return replace(options, ratio=AUTO_RATIO), "data.unlabeled lists texts"
+    if n_train < options.small_train:
+        return replace(
+            options, ratio=AUTO_RATIO
+        ), f"{n_train:,} training rows, under small_train ({options.small_train:,})"
+    return replace(options, ratio=0.0), f"{n_train:,} training rows, not under small_train ({options.small_train:,})"
 
 
 class Augmenter:
@@ -47,6 +65,8 @@ class Augmenter:
         embeddings: torch.Tensor | None = None,
         tokens: list[str] | None = None,
     ) -> None:
+        if options.ratio is None:
+            raise ValueError("distill.augment.ratio is undecided: pass the options through augment.effective first")
         self.options = options
         self.pool = pool or []
         self.pad_id = pad_id

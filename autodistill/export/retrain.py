@@ -113,13 +113,20 @@ def final_student(
         test,
         recorded,
         None if retrain else float(run.validation["quality"]),
-        _augment_record(prep) if augment and cfg.distill.augment.ratio > 0 else None,
+        augment_record(prep) if augment else None,
     )
 
 
-def _augment_record(prep: Any) -> dict[str, Any]:
-    """distill.augment's options, and data.unlabeled's sources and text count when it is set."""
-    out: dict[str, Any] = asdict(prep.cfg.distill.augment)
+def augment_record(prep: Any) -> dict[str, Any] | None:
+    """distill.augment's options as the run used them (the ratio decided, and why), and
+    data.unlabeled's sources and text count when it is set; None when no copies were made."""
+    decide = getattr(prep, "augment", None)  # a task that makes no copies (causal LMs) has none
+    if decide is None:
+        return None
+    options, why = decide()
+    if not options.ratio:
+        return None
+    out: dict[str, Any] = {**asdict(options), "why": why}
     if prep.cfg.data.unlabeled:
         found = prep.unlabeled()[0]
         out["unlabeled"] = {"sources": list(prep.cfg.data.unlabeled), "texts": len(found.texts)}

@@ -388,7 +388,10 @@ def _augment_text(augment: dict[str, Any] | None) -> str:
     return (
         "; each step also saw teacher-labelled augmented copies of its examples "
         f"(ratio {augment['ratio']:g}, splice {augment['splice_prob']:g}, mask {augment['mask_prob']:g}, "
-        f"replace {augment['replace_prob']:g})" + _unlabeled_text(augment)
+        f"replace {augment['replace_prob']:g}"
+        + (f"; {augment['why']}" if augment.get("why") else "")
+        + ")"
+        + _unlabeled_text(augment)
     )
 
 

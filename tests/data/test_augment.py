@@ -8,7 +8,7 @@ from helpers import sentiment_split, tiny_tokenizer
 from autodistill.config.run import AugmentConfig
 from autodistill.config.schema import Invalid
 from autodistill.data import collate, encode, token_counts
-from autodistill.data.augment import IGNORE, Augmenter, nearest_tokens, stack
+from autodistill.data.augment import AUTO_RATIO, IGNORE, Augmenter, effective, nearest_tokens, stack
 
 
 @pytest.fixture
@@ -20,7 +20,8 @@ def setup(tmp_path):
     specials = tuple(sorted(set(tok.all_special_ids)))
 
     def make(**opts):
-        return Augmenter(AugmentConfig(**opts), counts, specials, tok.mask_token_id, tok.pad_token_id, seed=5)
+        options = AugmentConfig(**{"ratio": 1.0, **opts})
+        return Augmenter(options, counts, specials, tok.mask_token_id, tok.pad_token_id, seed=5)
 
     return tok, enc, make, collate(enc, np.arange(16), tok.pad_token_id)
 
@@ -161,3 +162,25 @@ def test_neighbour_replacement_draws_each_token_from_its_own_neighbours(setup):
         assert any(fits)
         changed += int(min((content != src).sum() for src in sources))
     assert changed > 0
+
+
+@pytest.mark.parametrize(
+    "ratio, rows, unlabeled, used",
+    [
+        (None, 4999, False, AUTO_RATIO),  # under the threshold: on
+        (None, 5000, False, 0.0),  # at it: off
+        (None, 20000, True, AUTO_RATIO),  # a transfer set turns copies on at any size
+        (0.0, 100, False, 0.0),  # a ratio the config sets is kept, either way
+        (2.0, 50000, False, 2.0),
+    ],
+)
+def test_the_automatic_ratio_switches_at_the_small_train_threshold(ratio, rows, unlabeled, used):
+    options, why = effective(AugmentConfig(ratio=ratio, small_train=5000), rows, unlabeled)
+    assert options.ratio == used and why
+    assert (f"{rows:,} training rows" in why) == (ratio is None and not unlabeled)
+
+
+def test_an_undecided_ratio_is_refused_by_the_augmenter(setup):
+    tok, enc, make, batch = setup
+    with pytest.raises(ValueError, match="effective"):
+        make(ratio=None)

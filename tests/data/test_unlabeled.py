@@ -69,7 +69,10 @@ def test_config_refuses_unlabeled_texts_no_step_would_see(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {unlabeled: [builtin:tweets]}\n")
     with pytest.raises(ConfigError, match="'data.unlabeled'.*distill.augment.ratio"):
-        load_config(path)
+        load_config(path, ["distill.augment.ratio=0"])
+    with pytest.raises(ConfigError, match="'data.unlabeled'.*unlabeled_share"):
+        load_config(path, ["distill.augment.unlabeled_share=0"])
+    assert load_config(path).data.unlabeled == ["builtin:tweets"]  # the automatic ratio turns copies on
     assert load_config(path, ["distill.augment.ratio=1"]).data.unlabeled == ["builtin:tweets"]
     with pytest.raises(ConfigError, match=r"'data.unlabeled\[0\]'"):
         load_config(path, ["distill.augment.ratio=1", "data.unlabeled=['']"])

@@ -417,3 +417,28 @@ def test_a_teacher_the_user_brings_is_measured_before_any_student(tmp_path, caps
 
     info = run_teacher(str(path), progress=False)
     assert info["training"] is None and f"{info['test']['accuracy']:.4f}" == test.group(1)
+
+
+def test_a_small_training_split_gets_teacher_labelled_copies_by_default(tiny_run, monkeypatch):
+    """distill.augment.ratio null: the tiny run's 480 training rows are under small_train, so the
+    full run adds one copy per example and says why; with small_train under them it adds none."""
+    from autodistill.api import distill
+    from autodistill.data.augment import Augmenter
+
+    path, _ = tiny_run
+    calls = []
+    original = Augmenter.__call__
+
+    def counted(self, batch, step):
+        out = original(self, batch, step)
+        calls.append(len(out["labels"]))
+        return out
+
+    monkeypatch.setattr(Augmenter, "__call__", counted)
+    on = distill(str(path), ["distill.max_steps=4", "tracking.enabled=false"], progress=False)
+    assert calls == [16] * 4
+    aug = on["train"]["augment"]
+    assert aug["ratio"] == 1 and "under small_train (5,000)" in aug["why"]
+    calls.clear()
+    off = distill(str(path), ["distill.max_steps=4", "distill.augment.small_train=100"], progress=False)
+    assert calls == [] and off["train"]["augment"] is None

@@ -275,7 +275,7 @@ def _train_stage(
 
 def _augmentation(prep: Prepared, tmodel: Any, loss_fn: CompositeLoss, qkv: list[int], seed: int) -> tuple:
     """``distill.augment``: the augmenter and the live teacher that labels its copies (or Nones)."""
-    opts = prep.cfg.distill.augment
+    opts = prep.augment()[0]
     if opts.ratio <= 0:
         return None, None
     from autodistill.data.augment import Augmenter

@@ -86,6 +86,13 @@ class Prepared:
             self._pool = (found, encode(texts, self.teacher.tokenizer, self.cfg.data.max_length).input_ids)
         return self._pool
 
+    def augment(self) -> tuple[Any, str]:
+        """``distill.augment`` with its ratio decided for this training split, and why."""
+        from autodistill.data.augment import effective
+
+        n = len(self.encoded["train"].labels)
+        return effective(self.cfg.distill.augment, n, bool(self.cfg.data.unlabeled))
+
     def token_context(self) -> BuildContext:
         """Token statistics of the training split, no calibration batches: what plans (the
         vocabulary's kept tokens) and the augmenter read. Counted once."""
