@@ -278,15 +278,20 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")  # = search.samplers.SAMPLERS.names(
 
 @dataclass(frozen=True)
 class PruningConfig:
-    """Early stopping of hopeless trials: below the median of finished trials of similar size
-    (same log2-parameter bucket) at the same checkpoint."""
+    """Early stopping of hopeless trials at ``checkpoints`` evenly spaced validation checks (rungs):
+    ``median``, below the median of finished trials of similar size (same log2-parameter bucket) at
+    the same checkpoint; ``halving``, outside the top ``1 / eta`` of every trial that reached the
+    checkpoint, ranked by non-dominated sorting over quality and parameters (``search.early_stop``)."""
 
     enabled: bool = True
+    rule: Literal["median", "halving"] = "median"
     min_trials: int = 5
-    bucket_log2_width: float = 1.0
+    bucket_log2_width: float = 1.0  # median
+    eta: float = 3.0  # halving: one in eta trials goes on past each rung
     checkpoints: int = 3
 
     def __post_init__(self) -> None:
+        require(self.eta > 1, "eta", "must be > 1", self.eta)
         require(self.min_trials >= 1, "min_trials", "must be >= 1", self.min_trials)
         require(self.bucket_log2_width > 0, "bucket_log2_width", "must be > 0", self.bucket_log2_width)
         require(self.checkpoints >= 1, "checkpoints", "must be >= 1", self.checkpoints)

@@ -11,14 +11,14 @@ from typing import Any
 from autodistill.config.run import RunConfig
 from autodistill.evaluate.energy import metered
 from autodistill.search.budget import predicted_size_mb
-from autodistill.search.early_stop import MedianInBucket
+from autodistill.search.early_stop import Halving, MedianInBucket
 from autodistill.search.faults import describe, free_memory
 from autodistill.search.gate import BudgetGate, Refusal
 from autodistill.search.space import Sample, SearchSpace
 from autodistill.train.loop import StopTraining
 
-# a finished trial's validation at each checkpoint, for the early-stopping rule: (bucket, step) -> qualities
-Peers = Callable[[int, int], list[float]]
+# the trials that reached a checkpoint, for the early-stopping rule
+Peers = Callable[[int], list[Any]]  # step -> early_stop.Peer of the trials that reached it
 
 
 @dataclass
@@ -41,7 +41,9 @@ def proxy_plan(
     export's ``--no-retrain`` and the benchmarks replay exactly."""
     indices = task.proxy_indices(prep, proxy_examples, cfg.seed)
     every = max(1, proxy_steps // cfg.search.pruning.checkpoints)
-    spec = replace(task.train_spec(cfg, len(indices)), steps=proxy_steps, eval_every=every)
+    # a proxy runs its fixed length: only the search's early-stopping rule ends it sooner, never
+    # the full runs' validation patience
+    spec = replace(task.train_spec(cfg, len(indices)), steps=proxy_steps, eval_every=every, patience=None)
     return replace(spec, **train), indices
 
 
@@ -55,7 +57,7 @@ class ProxyObjective:
         task: Any,
         prep: Any,
         gate: BudgetGate,
-        stop_rule: MedianInBucket,
+        stop_rule: MedianInBucket | Halving,
         peers: Peers,
     ) -> None:
         self.cfg = cfg
@@ -114,7 +116,8 @@ class ProxyObjective:
         cfg, sp, prep = self.cfg, self.space.spec, self.prep
         spec, indices = proxy_plan(self.task, prep, cfg, sp.proxy_steps, sp.proxy_examples, sample.train)
         bucket = self.stop_rule.bucket(n_params)
-        trial.set_user_attr("bucket", bucket)
+        if bucket is not None:
+            trial.set_user_attr("bucket", bucket)
         with metered(cfg.evaluate.energy) as train_energy:
             run = self.task.distill(
                 prep,
@@ -122,7 +125,7 @@ class ProxyObjective:
                 sample.loss,
                 spec=spec,
                 indices=indices,
-                evaluate=self._checkpoint_hook(trial, bucket, spec.steps),
+                evaluate=self._checkpoint_hook(trial, n_params, spec.steps),
                 keep_best=False,
                 augment=cfg.distill.augment.in_search,
                 calibration_examples=cfg.search.calibration_examples,
@@ -162,7 +165,7 @@ class ProxyObjective:
         teacher = max(1e-12, self._teacher_energy["joules_per_1000"])
         return {**out, "energy_j_per_1000": student["joules_per_1000"], "energy": student["joules_per_1000"] / teacher}
 
-    def _checkpoint_hook(self, trial: Any, bucket: int, steps: int) -> Callable[[int, float], None]:
+    def _checkpoint_hook(self, trial: Any, n_params: int, steps: int) -> Callable[[int, float], None]:
         """Records each checkpoint's validation on the trial and stops the run by the rule, or when
         ``search.trial_timeout`` has passed."""
         started, seen = time.perf_counter(), {}
@@ -175,7 +178,7 @@ class ProxyObjective:
                 return
             if timeout and time.perf_counter() - started > timeout:
                 raise StopTraining(f"trial time over {timeout}s at step {step}")
-            why = self.stop_rule.reason_to_stop(step, quality, self.peers(bucket, step))
+            why = self.stop_rule.reason_to_stop(step, quality, n_params, self.peers(step))
             if why is not None:
                 raise StopTraining(why)
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from autodistill.config.run import RunConfig
 from autodistill.errors import BudgetError, ConfigError
 from autodistill.search.budget import measured_violation
-from autodistill.search.early_stop import MedianInBucket
+from autodistill.search.early_stop import Peer, stop_rule
 from autodistill.search.faults import FailureStreak
 from autodistill.search.front import pareto_front, write_front
 from autodistill.search.gate import BudgetGate, Refusal
@@ -94,7 +94,7 @@ class Search:
         storage = make_storage(self.s.storage, cfg.search.stale_after)
         self.study = open_study(cfg, storage, self.s.study_name, identity)
         self.live = Liveness(self.study, storage, cfg.search.stale_after)
-        self.stop_rule = MedianInBucket.from_config(cfg.search.pruning)
+        self.stop_rule = stop_rule(cfg.search.pruning)
         self.objective = ProxyObjective(cfg, self.s.space, self.task, self.prep, self.gate, self.stop_rule, self._peers)
         self.tracker = open_tracker(cfg, self.s.study_name)
         self.failures = FailureStreak(limit=3)
@@ -231,16 +231,17 @@ class Search:
                 f"{self.s.space.name!r} rarely meets it. Loosen 'budget' or choose a smaller space."
             )
 
-    def _peers(self, bucket: int, step: int) -> list[float]:
-        """Validation at ``step`` of the finished trained trials in the same size bucket."""
-        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return [
-            t.user_attrs["checkpoints"][str(step)]
-            for t in done
-            if t.user_attrs.get("trained")
-            and t.user_attrs.get("bucket") == bucket
-            and str(step) in t.user_attrs.get("checkpoints", {})
-        ]
+    def _peers(self, step: int) -> list[Peer]:
+        """The trained trials that reached checkpoint ``step``: finished ones, and those stopped
+        there or later when the rule counts them (halving's rungs)."""
+        states = (TrialState.COMPLETE, TrialState.PRUNED) if self.stop_rule.counts_stopped else (TrialState.COMPLETE,)
+        out = []
+        for t in self.study.get_trials(deepcopy=False, states=states):
+            seen = t.user_attrs.get("checkpoints", {})
+            if t.user_attrs.get("trained") and str(step) in seen:
+                size = t.user_attrs.get("predicted_parameters") or (t.user_attrs.get("metrics") or {}).get("parameters")
+                out.append(Peer(seen[str(step)], float(size or 0), t.user_attrs.get("bucket")))
+        return out
 
     def _update_front(self) -> list[dict[str, Any]]:
         files = write_front(self.study, self.objectives, Path(self.cfg.output_dir))

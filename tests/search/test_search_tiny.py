@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -415,6 +416,43 @@ def test_hopeless_trials_are_pruned(tiny_search):
         assert "metrics" not in t.user_attrs
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'out' / 'mlflow.db'}")
     assert [client.get_run(t.user_attrs["mlflow_run_id"]).info.status for t in new] == ["KILLED", "KILLED"]
+
+
+def test_halving_counts_stopped_trials_at_a_rung_and_keeps_them_off_the_front(tiny_search):
+    """search.pruning.rule: halving. Two recorded trials stopped at the first rung (PRUNED, so the
+    median rule would not count them) scored above any possible accuracy with fewer parameters than
+    any student: every new trial ranks below them there and stops, saying its rank. A resumed study
+    keeps every trial's rungs, and the front holds only trials that finished every rung."""
+    from autodistill.search.run import Search
+
+    path, tmp = tiny_search
+    sets = ["search.pruning.enabled=true", "search.pruning.rule=halving", "search.pruning.min_trials=2",
+            "search.pruning.eta=2"]  # fmt: skip
+    cfg = load_config(path, sets)
+    Search(cfg, progress=False).run(n_trials=1)
+    study = _study(tmp)
+    first = study.trials[0]
+    assert first.state == TrialState.COMPLETE, first.user_attrs
+    assert sorted(first.user_attrs["checkpoints"]) == ["2", "4", "6"]
+    for _ in range(2):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                user_attrs={"trained": True, "predicted_parameters": 1, "checkpoints": {"2": 1.01}},
+            )
+        )
+    out = Search(cfg, progress=False).run(n_trials=5)
+    assert out["trained"] == 5
+    trials = _study(tmp).trials
+    new = [t for t in trials if t.number > 2]
+    assert [t.state for t in new] == [TrialState.PRUNED, TrialState.PRUNED]
+    for t in new:
+        assert list(t.user_attrs["checkpoints"]) == ["2"] and "go on" in t.user_attrs["pruned"]
+        rank, n = map(int, re.match(r"rank (\d+) of (\d+) at step 2", t.user_attrs["pruned"]).groups())
+        assert rank > n // 2  # outside the top half (eta 2) of the trials at the rung, itself included
+    # the rungs live in the storage: a fresh load sees each stopped trial's last rung
+    assert [sorted(t.user_attrs["checkpoints"]) for t in trials] == [["2", "4", "6"], ["2"], ["2"], ["2"], ["2"]]
+    assert [row["number"] for row in out["front"]] == [0]
 
 
 def test_proxies_score_pruning_on_search_calibration_examples(tiny_search, monkeypatch):
