@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autodistill.config.run import PruningConfig
+from autodistill.search.pareto import non_dominated
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,16 @@ def promotion_order(points: list[tuple[float, float]]) -> list[int]:
 
 
 def front_ranks(points: list[tuple[float, float]]) -> list[int]:
-    """Each point's non-dominated front (0 the first), maximising quality and minimising parameters."""
-
-    def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
-
+    """Each point's non-dominated front (0 the first), maximising quality and minimising parameters:
+    the front of the points left once the earlier fronts are taken out (``pareto.non_dominated``)."""
+    values = np.asarray(points, dtype=float).reshape(-1, 2)
     ranks = [-1] * len(points)
-    left, front = set(range(len(points))), 0
-    while left:
-        layer = {i for i in left if not any(dominates(points[j], points[i]) for j in left if j != i)}
+    left, front = np.arange(len(points)), 0
+    while len(left):
+        layer = left[non_dominated(values[left], (True, False))]
         for i in layer:
-            ranks[i] = front
-        left -= layer
+            ranks[int(i)] = front
+        left = np.setdiff1d(left, layer)
         front += 1
     return ranks
 
