@@ -52,6 +52,7 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     from autodistill.components import validate_components
     from autodistill.config import dump_config
     from autodistill.evaluate.energy import metered
+    from autodistill.export.retrain import augment_record
     from autodistill.files import replacing_folder, write_json, write_text
     from autodistill.specs import LossSpec, StudentSpec
     from autodistill.tasks import get_task
@@ -69,6 +70,7 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     out_dir = Path(cfg.output_dir)
     result = _distill_result(task, cfg, prep, run, test, measured, seq_len, out_dir / "student")
     result["train"]["energy"] = energy.record()
+    result["train"]["augment"] = augment_record(prep)  # distill.augment as used (the ratio decided, and why)
     classes = task.class_report(prep, run.build, "test")
     if classes is not None:
         result["classes"] = classes
@@ -93,7 +95,6 @@ def _distill_result(
     from autodistill.config import to_dict
     from autodistill.evaluate.environment import versions
     from autodistill.evaluate.measure import compare
-    from autodistill.export.retrain import augment_record
     from autodistill.tasks.base import teacher_training
 
     s_meas, t_meas = measured
@@ -129,7 +130,6 @@ def _distill_result(
             "evals": train.evals,
             "final_loss": train.history[-1] if train.history else None,
             "stop_reason": train.stop_reason,
-            "augment": augment_record(prep),  # distill.augment as used (the ratio decided, and why)
         },
         "layer_weights": train.weights[-1] if train.weights else None,
         "latency_seq_len": seq_len,
@@ -172,13 +172,18 @@ def search(
     overrides: Sequence[str] = (),
     progress: bool = True,
     more: int | None = None,
+    compare_random: bool = False,
 ) -> dict[str, Any]:
     """Run the search, or continue the same study, until it holds ``n_trials`` trained trials, or
-    ``more`` trained trials beyond those it holds now (to go on after a finished search)."""
+    ``more`` trained trials beyond those it holds now (to go on after a finished search).
+    ``effort`` says how many proxy steps its trials spent, per checkpoint. ``compare_random``:
+    then a random-sampling study of the same config spends as many proxy steps, and ``random``
+    holds its front and both fronts' hypervolumes."""
     from autodistill.config.run import SearchConfig
     from autodistill.config.schema import check_as
     from autodistill.errors import ConfigError
     from autodistill.search.run import Search
+    from autodistill.search.run import compare_random as compare
 
     # None takes the config's value; anything given must pass the config's own check of that key
     for key, value, name in (
@@ -193,7 +198,12 @@ def search(
             "Give the search either a total of trained trials (--n-trials) or more of them (--more), not both."
         )
     cfg = load(config, overrides)
-    return Search(cfg, storage=storage, study_name=study_name, progress=progress).run(n_trials, timeout, more)
+    search = Search(cfg, storage=storage, study_name=study_name, progress=progress)
+    out = search.run(n_trials, timeout, more)
+    if compare_random:
+        r = out["random"] = compare(cfg, out, storage, progress)
+        search.tracker.log_study_metrics({"hypervolume": r["main_hypervolume"], "random_hypervolume": r["hypervolume"]})
+    return out
 
 
 def pareto(

@@ -249,13 +249,24 @@ def cmd_search(args: argparse.Namespace) -> int:
             check_as(SearchConfig, key, value, f"{flag!r} flag", f"search.{key}")
     cfg = _load(args)
     out = api.search(
-        cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet, more=args.more
-    )
+        cfg, args.n_trials, args.timeout, args.storage, args.study_name, progress=not args.quiet, more=args.more,
+        compare_random=args.compare_random,
+    )  # fmt: skip
     print(
         f"study {out['study']!r}: {out['trained']} trained trials in {out['seconds']:.0f}s; "
         f"{len(out['front'])} on the Pareto front ({cfg.output_dir}/pareto.json)"
     )
     _front_table(out["front"], out["objectives"])
+    e = out["effort"]
+    rungs = ", ".join(f"{r['trials']} reached step {r['step']}" for r in e["rungs"])
+    print(f"proxy steps spent: {e['steps']:,} by {e['trials']} trained trials ({rungs or 'none recorded'})")
+    r = out.get("random")
+    if r:
+        print(
+            f"random sampling at the same proxy steps (study {r['study']!r}: {r['trained']} trials, {r['steps']:,} "
+            f"steps): front hypervolume {r['main_hypervolume']:.4f} here against {r['hypervolume']:.4f} "
+            f"({' against '.join(r['objectives'])}, each scaled to the range both studies reached)"
+        )
     return 0
 
 
@@ -358,6 +369,11 @@ def _search_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="train N more trials than the study holds (goes on after a finished search)",
+    )
+    p.add_argument(
+        "--compare-random",
+        action="store_true",
+        help="then run random sampling (study NAME-random) for the same proxy steps and compare the fronts' hypervolumes",
     )
 
 

@@ -19,6 +19,7 @@ from autodistill.config.run import RunConfig
 from autodistill.errors import BudgetError, ConfigError
 from autodistill.search.budget import measured_violation
 from autodistill.search.early_stop import Peer, stop_rule
+from autodistill.search.effort import effort, hypervolumes
 from autodistill.search.faults import FailureStreak
 from autodistill.search.front import pareto_front, write_front
 from autodistill.search.gate import BudgetGate, Refusal
@@ -99,9 +100,16 @@ class Search:
         self.tracker = open_tracker(cfg, self.s.study_name)
         self.failures = FailureStreak(limit=3)
 
-    def run(self, n_trials: int | None = None, timeout: float | None = None, more: int | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        more: int | None = None,
+        max_steps: int | None = None,
+    ) -> dict[str, Any]:
         """Trials until the study holds ``n_trials`` trained ones (default ``search.n_trials``), or
-        ``more`` beyond those it holds now."""
+        ``more`` beyond those it holds now, or until its trained trials have spent ``max_steps``
+        proxy steps (``--compare-random``'s equal compute)."""
         cfg, study = self.cfg, self.study
         n_trials = len(trained_trials(study)) + more if more else n_trials or cfg.search.n_trials
         # the trial count and the deadline are the study's: every worker sharing it stops at both
@@ -112,7 +120,7 @@ class Search:
                    disable=not self.progress, dynamic_ncols=True)  # fmt: skip
         refusals = 0
         try:
-            while (step := self._next_step(n_trials, deadline)) != "stop":
+            while (step := self._next_step(n_trials, deadline, max_steps)) != "stop":
                 if step == "wait":
                     time.sleep(self.live.poll)
                     continue
@@ -129,6 +137,8 @@ class Search:
         if len(trained_trials(study)) >= n_trials and not running_elsewhere(study):
             end_deadline(study)
         front = self._update_front()
+        spent = effort(trained_trials(study))
+        self.tracker.log_study_metrics({"proxy_steps": spent["steps"], "trained_trials": spent["trials"]})
         self.tracker.end_study("FINISHED")
         return {
             "study": self.s.study_name,
@@ -137,6 +147,7 @@ class Search:
             "front": front,
             "seconds": round(time.perf_counter() - start, 1),
             "objectives": self.objectives,
+            "effort": spent,
         }
 
     def _one_trial(self) -> str:
@@ -199,7 +210,7 @@ class Search:
         status = _RUN_STATUS[outcome.state]
         self.tracker.finish_trial(run_id, outcome.metrics, outcome.resolved, status, outcome.reason or None)
 
-    def _next_step(self, n_trials: int, deadline: float | None) -> str:
+    def _next_step(self, n_trials: int, deadline: float | None, max_steps: int | None = None) -> str:
         """What to do next: "trial"; "wait" while other workers run the trials that would bring the
         study to ``n_trials`` (one of them may die, and its trial be retried here); or "stop"."""
         if deadline is not None and time.time() > deadline:
@@ -209,8 +220,9 @@ class Search:
             self.tracker.fail_stale({t.number for t in self.study.get_trials(deepcopy=False)} - set(dead))
             if self.progress:
                 print(f"trial(s) {dead} of a dead worker marked FAILED; their parameters are tried again")
-        trained = len(trained_trials(self.study))
-        if trained >= n_trials:
+        done = trained_trials(self.study)
+        trained = len(done)
+        if trained >= n_trials or (max_steps is not None and effort(done)["steps"] >= max_steps):
             return "stop"
         return "wait" if trained + len(running_elsewhere(self.study)) >= n_trials else "trial"
 
@@ -252,3 +264,27 @@ class Search:
         self.tracker.mark_front(on_front, all_ids)
         self.tracker.log_front_files(files)
         return front
+
+
+def compare_random(cfg: RunConfig, main: dict[str, Any], storage: str | None, progress: bool) -> dict[str, Any]:
+    """``--compare-random``: a study of the same config with the random sampler (``<study>-random``
+    in the same storage; run again, it continues), trained until it has spent at least the main
+    study's proxy steps; both fronts' hypervolumes on the same scale (``effort.hypervolumes``)."""
+    from dataclasses import replace
+
+    name = f"{main['study']}-random"
+    rcfg = replace(cfg, search=replace(cfg.search, sampler="random", study_name=name))
+    search = Search(rcfg, storage=storage, study_name=name, progress=progress)
+    budget = max(1, main["effort"]["steps"])
+    # the trial count only bounds the run: equal steps end it
+    out = search.run(n_trials=10 * max(1, main["trained"]) + len(trained_trials(search.study)), max_steps=budget)
+    ours, theirs = hypervolumes([main["front"], out["front"]], main["objectives"])
+    return {
+        "study": name,
+        "trained": out["trained"],
+        "steps": out["effort"]["steps"],
+        "front": out["front"],
+        "hypervolume": theirs,
+        "main_hypervolume": ours,
+        "objectives": main["objectives"][:2],
+    }

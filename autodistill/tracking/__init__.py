@@ -36,6 +36,9 @@ class NullTracker:
     def log_front_files(self, files: list[Path]) -> None:
         return None
 
+    def log_study_metrics(self, metrics: dict[str, float]) -> None:
+        return None
+
     def end_study(self, status: str = "FINISHED") -> None:
         return None
 

@@ -168,6 +168,13 @@ class Tracker:
         for f in files:
             self.client.log_artifact(self.parent_id, str(f), artifact_path="pareto")
 
+    def log_study_metrics(self, metrics: dict[str, float]) -> None:
+        """Figures of the whole study (its proxy steps, its front's hypervolume) on the parent run."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
     def end_study(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)
 
