@@ -61,9 +61,10 @@ def _classifier_teacher(info: dict) -> None:
     else:
         per = t.get("steps_per_epoch")
         print(f"teacher: {info['path']}")
+        why = "ran to its cap" if t["stopped"] == "step cap" else f"stopped: {t['stopped']}"
         print(
             f"  fine-tuned {t['steps']} steps{_epochs(t['steps'], per)}, best at step {t['best_step']}"
-            f"{_epochs(t['best_step'], per)}; stopped: {t['stopped']}"
+            f"{_epochs(t['best_step'], per)}; {why}"
             + (f"; {t['seconds']:,.0f} s" if t.get("seconds") is not None else "")
         )
         if t.get("curve"):
