@@ -282,6 +282,17 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _close_calls(res: dict | None) -> None:
+    """The trials validation cannot tell from the pick (within two standard errors of it)."""
+    if res and res["close"]:
+        near = ", ".join(f"{c['trial']} ({c['quality']:.4f})" for c in res["close"])
+        print(
+            f"  within two standard errors of the pick's validation ({2 * res['standard_error']:.4f} on "
+            f"{res['examples']:,} examples): trials {near}; the split cannot tell them apart "
+            "(--candidates K trains the K best in full and keeps the best)"
+        )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     rule = {o.name: getattr(args, o.name) for o in api.rule_options()}
     r = api.export(
@@ -302,6 +313,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(
             f"  candidate trial {c['trial']}: validation {c['final_validation']:.4f} (proxy {c['proxy_validation']:.4f})"
         )
+    _close_calls(p.get("resolution"))
     metric = r["metric"]
     print(f"{'':<30}{'teacher':>12}{'student':>12}")
     print(f"{'test ' + metric:<30}{_shown(t['test'], metric):>12.4f}{_shown(s['test'], metric):>12.4f}")

@@ -27,7 +27,7 @@ from autodistill.errors import PickError
 from autodistill.search.pareto import knee, non_dominated
 from autodistill.specs import PickRule, flag_of
 
-__all__ = ["PickError", "PickRule", "knee_of", "pick", "pick_candidates"]
+__all__ = ["PickError", "PickRule", "close_calls", "knee_of", "pick", "pick_candidates"]
 
 
 def parameters(r: dict[str, Any]) -> float:
@@ -124,6 +124,20 @@ def pick_candidates(
     if floor is not None:  # the smallest that meets the floor; ties to the better one
         return [min(ok, key=lambda r: (parameters(r), -quality(r)))]
     return sorted(ok, key=lambda r: (-quality(r), parameters(r)))[: rule.candidates]
+
+
+def close_calls(
+    records: list[dict[str, Any]], rule: PickRule, chosen: dict[str, Any], margin: float
+) -> list[dict[str, Any]]:
+    """The other trials the rule could have picked whose validation quality lies within ``margin``
+    of the pick's, best first: what the validation split cannot tell apart from it. Only for rules
+    that pick on quality (caps, or the knee with no rule); a quality floor picks on size, and
+    ``trial`` names its pick."""
+    if rule.trial is not None or rule.min_quality is not None or rule.min_relative_quality is not None:
+        return []
+    under = [r for r in records if not any(_violations(r, rule, None).values())] if rule.limited else records
+    close = [r for r in under if r["number"] != chosen["number"] and quality(r) >= quality(chosen) - margin]
+    return sorted(close, key=lambda r: (-quality(r), r["number"]))
 
 
 def closest(records: list[dict[str, Any]], rule: PickRule, floor: float | None, n: int = 3) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from autodistill.config.run import RunConfig
 from autodistill.errors import ConfigError
 from autodistill.evaluate.energy import metered
 from autodistill.export.atomic import atomic_folder
-from autodistill.export.pick import PickError, PickRule, pick, pick_candidates
+from autodistill.export.pick import PickError, PickRule, close_calls, pick, pick_candidates
 from autodistill.export.retrain import FinalStudent, final_student
 from autodistill.export.target import export_target, out_flag
 from autodistill.search.study import shown_url
@@ -105,6 +105,7 @@ def run_export(
     if from_config:
         result["pick"]["rule"] = cfg.export.describe()
     result["pick"]["validation_examples"] = len(prep.encoded["validation"])
+    result["pick"]["resolution"] = _resolution(task, prep, records, rule, chosen)
     with atomic_folder(target, flag) as tmp:
         _write_folder(task, prep, final, study, objectives, front, chosen, fmts, result, tmp)
     result["path"] = str(target.resolve())
@@ -230,6 +231,20 @@ def _result(
         "metric": task.metric(cfg),
         "formats": {"hf": {"file": "model.safetensors", "size_mb": s_meas["size_mb"]}},
         "out_name": target.name,
+    }
+
+
+def _resolution(task: Task, prep: Any, records: list, rule: PickRule, chosen: dict) -> dict[str, Any] | None:
+    """How finely validation tells students apart (one standard error of the pick's proxy quality)
+    and the trials within two of them of the pick, which the search could not tell from it."""
+    se = task.quality_error(prep, float(chosen["objectives"]["quality"]))
+    if se is None:
+        return None
+    close = close_calls(records, rule, chosen, 2 * se)
+    return {
+        "standard_error": round(se, 6),
+        "examples": len(prep.encoded["validation"]),
+        "close": [{"trial": r["number"], "quality": r["objectives"]["quality"]} for r in close],
     }
 
 

@@ -182,6 +182,11 @@ class Task(ABC):
         recall per class and the classes the student drops), or None where classes do not apply."""
         return None
 
+    def quality_error(self, prep: Any, quality: float) -> float | None:
+        """One standard error of a validation quality figure near ``quality``, from the validation
+        split's size, or None where no such figure applies (the default)."""
+        return None
+
     def check_formats(self, prep: Any, formats: tuple[str, ...], students: Sequence[dict] = ()) -> None:
         """Refuse (ConfigError naming '--formats') a format this teacher's students, or the picked
         ``students`` (their ``StudentSpec.to_dict()``), cannot be written in, before any training.

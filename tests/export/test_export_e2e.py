@@ -297,6 +297,13 @@ def test_candidates_are_trained_in_full_and_the_best_validation_is_kept(searched
     assert "were each trained in full" in card
     n, q = r["pick"]["validation_examples"], best["final_validation"]
     assert isinstance(n, int) and n > 0  # the validation split's size is recorded with the pick
+    # how finely validation tells trials apart, and which trials it cannot tell from the pick
+    res = r["pick"]["resolution"]
+    proxy_q = r["pick"]["objectives"]["quality"]
+    assert res["examples"] == n and res["standard_error"] == pytest.approx(
+        (proxy_q * (1 - proxy_q) / n) ** 0.5, rel=1e-3
+    )
+    assert all(abs(c["quality"] - proxy_q) <= 2 * res["standard_error"] + 1e-9 for c in res["close"])
     se = 100 * (max(q * (1 - q), 1e-12) / n) ** 0.5
     assert f"On {n:,} validation examples an accuracy of {q:.2f} has a standard error of about {se:.1f}" in card
     with pytest.raises(PickError, match="--no-retrain"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autodistill.export.pick import PickError, PickRule, knee_of, pick, pick_candidates
+from autodistill.export.pick import PickError, PickRule, close_calls, knee_of, pick, pick_candidates
 
 TEACHER_MS = 10.0
 
@@ -151,3 +151,19 @@ def test_candidates_are_the_best_under_the_limits_in_order():
     assert pick(trials, rule, OBJ)["number"] == 3  # the first candidate is the single pick
     assert [r["number"] for r in pick_candidates(trials, PickRule(max_params=2_000_000, candidates=5), OBJ)] == [1, 0]
     assert "--candidates 3" in rule.describe()
+
+
+def test_close_calls_are_the_trials_under_the_rule_within_the_margin_of_the_pick():
+    records = [*FRONT, DOMINATED]
+    rule = PickRule(max_params=6_500_000)  # trials 0-3 and 5 fit; trial 3 (0.86) is picked
+    chosen = pick(records, rule, OBJ)
+    assert chosen["number"] == 3
+    # 0.85 and 0.80 lie within 0.07 of 0.86; trial 4 (0.87) is over the cap, trial 1 (0.75) too far
+    assert [r["number"] for r in close_calls(records, rule, chosen, 0.07)] == [2, 5]
+    assert [r["number"] for r in close_calls(records, rule, chosen, 0.005)] == []
+    # no rule: the knee, compared with every trial
+    knee = pick(records, PickRule(), OBJ)
+    assert [r["number"] for r in close_calls(records, PickRule(), knee, 0.015)] == [4, 3]
+    # a floor picks on size and --trial names its pick: nothing to compare
+    assert close_calls(records, PickRule(min_quality=0.8), chosen, 1.0) == []
+    assert close_calls(records, PickRule(trial=3), chosen, 1.0) == []

@@ -7,6 +7,7 @@ ONNX and int8 exports."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,13 @@ class SequenceClassification(Task):
             out[0]["runtime_latency"] = {"runtime": cfg.budget.runtime, "latency_ms_b1": s}
             out[1]["runtime_latency"] = {"runtime": cfg.budget.runtime, "latency_ms_b1": t}
         return out
+
+    def quality_error(self, prep: Any, quality: float) -> float | None:
+        """Accuracy's binomial standard error on the validation split (other metrics: None)."""
+        if prep.cfg.data.metric != "accuracy":
+            return None
+        n = len(prep.encoded["validation"].labels)
+        return math.sqrt(max(quality * (1 - quality), 1e-12) / max(1, n))
 
     def class_report(self, prep: Any, build: Any, split: str = "test") -> dict[str, Any] | None:
         from autodistill.tasks.sequence_classification import distill

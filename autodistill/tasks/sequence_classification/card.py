@@ -57,6 +57,7 @@ def model_card(r: dict[str, Any]) -> str:
         + (" (on the Pareto front)." if pick["on_front"] else " (not on the Pareto front: best under the rule)."),
         "",
         *_candidates(pick.get("candidates") or [], pick.get("validation_examples"), r["metric"]),
+        *_close_calls(pick.get("resolution")),
         "## Use",
         "",
         _how_to_load(s["kind"], r.get("out_name", ".")),
@@ -223,6 +224,18 @@ def _strategy(r: dict[str, Any]) -> list[str]:
         f"{data['train']:,} train / {data['validation']:,} validation / {data['test']:,} test examples",
         "",
         "`export.json` holds every number above; `autodistill_student.json` the student's resolved form.",
+        "",
+    ]
+
+
+def _close_calls(res: dict[str, Any] | None) -> list[str]:
+    """The trials the validation split could not tell from the pick (within two standard errors)."""
+    if not res or not res["close"]:
+        return []
+    near = ", ".join(f"{c['trial']} ({c['quality']:.4f})" for c in res["close"])
+    return [
+        f"Trials {near} lie within two standard errors ({2 * res['standard_error']:.4f}) of the pick's validation "
+        f"accuracy on {res['examples']:,} examples: this split cannot tell them apart.",
         "",
     ]
 
