@@ -311,6 +311,9 @@ class SearchConfig:
     max_refusals_per_trial: int = 20
     stale_after: float = 600.0  # seconds without a heartbeat before another machine's running trial is failed
     calibration_examples: int = 256  # student.calibration_examples for the proxies (fewer: shorter trials)
+    # the name of another study in the same storage (same teacher, data and space): its front's
+    # students are this new study's first trials
+    warm_start: str | None = None
     pruning: PruningConfig = field(default_factory=PruningConfig)
 
     def __post_init__(self) -> None:

@@ -32,6 +32,7 @@ from autodistill.search.study import (
     shown_url,
     study_identity,
     trained_trials,
+    warm_start,
 )
 from autodistill.search.workers import Liveness, end_deadline, make_storage, study_deadline
 
@@ -94,6 +95,10 @@ class Search:
         )
         storage = make_storage(self.s.storage, cfg.search.stale_after)
         self.study = open_study(cfg, storage, self.s.study_name, identity)
+        if cfg.search.warm_start:
+            warmed = warm_start(self.study, storage, cfg.search.warm_start, identity)
+            if warmed and progress:
+                print(f"warm start: the front of study {cfg.search.warm_start!r} (trials {warmed}) goes first")
         self.live = Liveness(self.study, storage, cfg.search.stale_after)
         self.stop_rule = stop_rule(cfg.search.pruning)
         self.objective = ProxyObjective(cfg, self.s.space, self.task, self.prep, self.gate, self.stop_rule, self._peers)

@@ -318,3 +318,33 @@ def open_existing(storage: str, name: str) -> optuna.Study:
         raise ConfigError(
             f"No study named {name!r} in {shown_url(storage)}. Run `autodistill search CONFIG` first."
         ) from None
+
+
+def warm_start(study: optuna.Study, storage: Any, source: str, identity: dict[str, Any]) -> list[int]:
+    """Enqueue the front of study ``source`` (same storage) as a new study's first trials; returns
+    their numbers there. Done once, while the study has no trial; the source must have been made
+    for the same teacher, data and search space, so its students mean the same here."""
+    from autodistill.search.front import pareto_front
+
+    if study.trials:
+        return []
+    url = storage if isinstance(storage, str) else storage.url
+    try:
+        other = optuna.load_study(study_name=source, storage=storage)
+    except KeyError:
+        raise ConfigError(
+            f"The 'search.warm_start' parameter names study {source!r}, which {shown_url(url)} does not hold."
+        ) from None
+    theirs = other.user_attrs.get("identity") or {}
+    for key in ("teacher", "data", "space"):
+        if theirs.get(key) != identity.get(key):
+            raise ConfigError(
+                f"The 'search.warm_start' study {source!r} was made with a different {key} ({theirs.get(key)!r}, "
+                f"here {identity.get(key)!r}): its students would not mean the same here. Warm-start from a study "
+                "of the same teacher, data and space."
+            )
+    front = pareto_front(other, list(theirs.get("objectives") or ["quality", "parameters"]))
+    for r in front:
+        study.enqueue_trial(r["params"], user_attrs={"warm_start": f"{source}:{r['number']}"}, skip_if_exists=True)
+    study.set_user_attr("warm_start", {"study": source, "trials": [r["number"] for r in front]})
+    return [r["number"] for r in front]

@@ -73,3 +73,37 @@ def test_compare_random_spends_the_same_proxy_steps_and_reports_both_fronts(tiny
     random_study = optuna.load_study(study_name="out-random", storage=storage)
     assert len([t for t in random_study.trials if t.user_attrs.get("trained")]) == 2
     assert made == ["tpe", "random"]  # the config's sampler, then random sampling for the comparison
+
+
+def test_a_new_study_warm_starts_from_another_studys_front(tiny_search):  # noqa: F811
+    """search.warm_start: the other study's front trials are the new study's first trials, with
+    the same parameters, once; a study of another space is refused by name before any training."""
+    import yaml
+
+    from autodistill.config import load_config
+    from autodistill.errors import ConfigError
+    from autodistill.search.front import pareto_front
+    from autodistill.search.run import Search
+
+    path, tmp = tiny_search
+    first = Search(load_config(path), progress=False)
+    out = first.run(n_trials=2)
+    front = pareto_front(first.study, out["objectives"])
+    warm = Search(load_config(path, ["search.study_name=warm", "search.warm_start=out"]), progress=False)
+    warm.run(n_trials=len(front))
+    trials = sorted(warm.study.trials, key=lambda t: t.number)[: len(front)]
+    assert [t.params for t in trials] == [r["params"] for r in front]
+    assert [t.user_attrs["warm_start"] for t in trials] == [f"out:{r['number']}" for r in front]
+    assert warm.study.user_attrs["warm_start"] == {"study": "out", "trials": [r["number"] for r in front]}
+    # resumed, it enqueues nothing more
+    again = Search(load_config(path, ["search.study_name=warm", "search.warm_start=out"]), progress=False)
+    assert len(again.study.trials) == len(warm.study.trials)
+    # another space: refused, naming the key
+    other = tmp / "other.yaml"
+    space = yaml.safe_load((tmp / "tiny.yaml").read_text())
+    other.write_text(yaml.safe_dump({**space, "name": "other", "proxy_steps": 8}))
+    cfg = load_config(path, ["search.study_name=elsewhere", "search.warm_start=out", f"search.space={other}"])
+    with pytest.raises(ConfigError, match="'search.warm_start' study 'out' was made with a different space"):
+        Search(cfg, progress=False)
+    with pytest.raises(ConfigError, match="'search.warm_start' parameter names study 'nope'"):
+        Search(load_config(path, ["search.study_name=x", "search.warm_start=nope"]), progress=False)
