@@ -33,6 +33,22 @@ def tiny_run(tmp_path):
     return path, tmp_path
 
 
+def count_copies(monkeypatch) -> list[int]:
+    """A list that receives the number of augmented copies of every batch the Augmenter makes."""
+    from autodistill.data.augment import Augmenter
+
+    calls: list[int] = []
+    original = Augmenter.__call__
+
+    def counted(self, batch, step):
+        out = original(self, batch, step)
+        calls.append(len(out["labels"]))
+        return out
+
+    monkeypatch.setattr(Augmenter, "__call__", counted)
+    return calls
+
+
 def test_teacher_distill_evaluate(tiny_run, capsys):
     path, tmp = tiny_run
     assert main(["teacher", str(path), "--quiet"]) == 0
@@ -113,7 +129,6 @@ def test_bad_config_fails_before_any_work(tiny_run, capsys):
 
 def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeypatch):
     from autodistill.config import load_config
-    from autodistill.data.augment import Augmenter
     from autodistill.specs import LossSpec, StudentSpec
     from autodistill.tasks.sequence_classification.distill import distill_student
     from autodistill.tasks.sequence_classification.prepare import prepare
@@ -121,15 +136,7 @@ def test_augmented_copies_join_full_runs_and_can_be_turned_off(tiny_run, monkeyp
     path, _ = tiny_run
     cfg = load_config(path, ["distill.augment.ratio=1", "distill.max_steps=12"])
     prep = prepare(cfg, progress=False)
-    calls = []
-    original = Augmenter.__call__
-
-    def counted(self, batch, step):
-        out = original(self, batch, step)
-        calls.append(len(out["labels"]))
-        return out
-
-    monkeypatch.setattr(Augmenter, "__call__", counted)
+    calls = count_copies(monkeypatch)
     student, loss = StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss)
     run = distill_student(prep, student, loss)
     assert run.train.steps == 12 and calls == [16] * 12  # one copy per real example, every step
@@ -423,18 +430,9 @@ def test_a_small_training_split_gets_teacher_labelled_copies_by_default(tiny_run
     """distill.augment.ratio null: the tiny run's 480 training rows are under small_train, so the
     full run adds one copy per example and says why; with small_train under them it adds none."""
     from autodistill.api import distill
-    from autodistill.data.augment import Augmenter
 
     path, _ = tiny_run
-    calls = []
-    original = Augmenter.__call__
-
-    def counted(self, batch, step):
-        out = original(self, batch, step)
-        calls.append(len(out["labels"]))
-        return out
-
-    monkeypatch.setattr(Augmenter, "__call__", counted)
+    calls = count_copies(monkeypatch)
     on = distill(str(path), ["distill.max_steps=4", "tracking.enabled=false"], progress=False)
     assert calls == [16] * 4
     aug = on["train"]["augment"]
