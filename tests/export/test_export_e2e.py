@@ -270,9 +270,14 @@ def test_final_training_with_augmented_copies_says_so_on_the_card(searched, home
     r = api.export(path, trial=0, out=tmp_path / "more", overrides=more, progress=False)
     assert r["train"]["augment"]["unlabeled"] == {"sources": [str(extra)], "texts": 30}
     assert f"50% of them starting from 30 unlabeled texts ({extra})" in (tmp_path / "more" / "README.md").read_text()
-    plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=overrides[:1], progress=False)
+    plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=[overrides[0], "distill.augment.ratio=0"],
+                       progress=False)  # fmt: skip
     assert plain["train"]["augment"] is None
     assert "augmented" not in (tmp_path / "plain" / "README.md").read_text()
+    # the default (ratio null) turns the copies on for this small training split, and says why
+    auto = api.export(path, trial=0, out=tmp_path / "auto", overrides=overrides[:1], progress=False)
+    assert auto["train"]["augment"]["ratio"] == 1.0 and "under small_train (5,000)" in auto["train"]["augment"]["why"]
+    assert "under small_train (5,000)" in (tmp_path / "auto" / "README.md").read_text()
     # the proxy rerun (--no-retrain) stays as the search ran it: no copies unless in_search
     proxy = api.export(path, trial=0, retrain=False, out=tmp_path / "proxy", overrides=overrides, progress=False)
     assert proxy["train"]["augment"] is None
