@@ -23,7 +23,15 @@ def stub_search(tmp_path, monkeypatch):
 
         def run(self, n_trials=None, timeout=None, more=None):
             calls.append((n_trials, timeout) if more is None else (n_trials, timeout, more))
-            return {"study": "s", "trained": 0, "seconds": 0.0, "front": [], "objectives": ["quality"]}
+            effort = {"steps": 0, "trials": 0, "rungs": []}
+            return {
+                "study": "s",
+                "trained": 0,
+                "seconds": 0.0,
+                "front": [],
+                "objectives": ["quality"],
+                "effort": effort,
+            }
 
     monkeypatch.setattr("autodistill.search.run.Search", Recorder)
     path = tmp_path / "run.yaml"
