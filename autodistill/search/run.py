@@ -278,7 +278,8 @@ def compare_random(cfg: RunConfig, main: dict[str, Any], storage: str | None, pr
     from dataclasses import replace
 
     name = f"{main['study']}-random"
-    rcfg = replace(cfg, search=replace(cfg.search, sampler="random", study_name=name))
+    # random from its first trial: no warm start from another study's front
+    rcfg = replace(cfg, search=replace(cfg.search, sampler="random", study_name=name, warm_start=None))
     search = Search(rcfg, storage=storage, study_name=name, progress=progress)
     budget = max(1, main["effort"]["steps"])
     # the trial count only bounds the run: equal steps end it
