@@ -82,6 +82,7 @@ def test_stack_puts_copies_below(setup):
     "opts, key",
     [
         ({"ratio": 5}, "ratio"),
+        ({"small_train": -1}, "small_train"),
         ({"mask_prob": 1.5}, "mask_prob"),
         ({"mask_prob": 0.6, "replace_prob": 0.6}, "replace_prob"),
         ({"mask_prob": 0.4, "replace_prob": 0.4, "neighbour_prob": 0.4}, "neighbour_prob"),
