@@ -71,6 +71,7 @@ def distill(config: str | Path | RunConfig, overrides: Sequence[str] = (), progr
     result = _distill_result(task, cfg, prep, run, test, measured, seq_len, out_dir / "student")
     result["train"]["energy"] = energy.record()
     result["train"]["augment"] = augment_record(prep)  # distill.augment as used (the ratio decided, and why)
+    result["train"]["targets"] = getattr(run, "targets", None)  # combined teachers or an assistant, when used
     classes = task.class_report(prep, run.build, "test")
     if classes is not None:
         result["classes"] = classes

@@ -70,11 +70,22 @@ def _classifier_teacher(info: dict) -> None:
         if t.get("curve"):
             points = ", ".join(f"{q:.4f} at step {s}" for s, q in t["curve"])
             print(f"  validation {info['metric']} at each checkpoint: {points}")
+    _teachers(info.get("teachers"), info["metric"])
     for split in ("validation", "test"):
         m = info[split]
         print(
             f"  {split} {info['metric']} {m['quality']:.4f} (accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f})"
         )
+
+
+def _teachers(record: dict | None, metric: str) -> None:
+    """``teacher.extra``: each teacher's quality and their combination's (the figures after it)."""
+    if not record:
+        return
+    for t in record["teachers"]:
+        print(f"  teacher {t['model']}: validation {metric} {t['validation']:.4f}, test {t['test']:.4f}")
+    weights = f", weights {record['weights']}" if record.get("weights") else ""
+    print(f"  the students learn from all {len(record['teachers'])} combined by {record['combine']}{weights}:")
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -114,11 +125,29 @@ def _student_training(train: dict) -> None:
     """How long the student trained, why it stopped, and whether teacher-labelled copies joined."""
     stop = train.get("stop_reason") or "the step cap"
     print(f"the student trained {train['steps']} steps, best at step {train.get('best_step')}; stopped: {stop}")
+    _targets(train.get("targets"))
     aug = train.get("augment")
     if aug:
         print(
             f"  with {aug['ratio']:g} teacher-labelled cop{'y' if aug['ratio'] == 1 else 'ies'} per example ({aug['why']})"
         )
+
+
+def _targets(record: dict | None) -> None:
+    """What the student learned from, when not the teacher alone (distill.combine, distill.assistant)."""
+    if not record:
+        return
+    if record["kind"] == "assistant":
+        a = record["assistant"]
+        print(
+            f"  from a {a['layers']}-layer teacher assistant (validation {a['validation']:.4f}, test {a['test']:.4f}; "
+            f"distilled once, {a['steps']} steps)"
+        )
+    elif record["kind"] == "teachers":
+        t = record["teachers"]
+        print(f"  from {len(t['teachers'])} teachers combined by {t['combine']} (test {t['combined']['test']:.4f})")
+    if record.get("assistant_skipped"):
+        print(f"  no assistant: {record['assistant_skipped']}")
 
 
 def _share(result: dict) -> None:

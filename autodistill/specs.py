@@ -96,6 +96,9 @@ class TrainSpec:
     dropout: float | None = None  # distill.dropout: the student's dropout rate while it trains (None: its config's)
     # stop after this many validation checkpoints without a gain (train.stopping.Patience); None: run all steps
     patience: int | None = None
+    # what the student learns from (distill.combine, distill.assistant): read by the task's distillation
+    combine: str = "mean"
+    assistant: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -45,18 +45,38 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class TeacherConfig:
+class TeacherSource:
+    """One teacher: where it comes from and how a backbone is fine-tuned into it."""
+
     model: str = "builtin:minilm"
     revision: str | None = None
     trust_remote_code: bool = False
     safetensors_only: bool = True
-    # causal-lm: first fine-tune the teacher on the training text (next-token CE, `finetune`'s
-    # settings, validation perplexity for patience), once, kept in the teacher home
-    adapt: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self) -> None:
         require(bool(self.model.strip()), "model", "must name a folder, a hub id or a builtin", self.model)
+
+
+@dataclass(frozen=True)
+class TeacherConfig(TeacherSource):
+    # causal-lm: first fine-tune the teacher on the training text (next-token CE, `finetune`'s
+    # settings, validation perplexity for patience), once, kept in the teacher home
+    adapt: bool = False
+    # sequence-classification: more teachers of the same label set (their own tokenizers allowed);
+    # only their logits are used, combined with this teacher's as distill.combine says. This one
+    # stays the teacher students are cut from, timed against and whose layers feature terms read
+    extra: list[TeacherSource] = field(default_factory=list)
+    # distill.combine: weights: a fixed weight per teacher (this one first), null: equal weights
+    weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weights is not None:
+            n = 1 + len(self.extra)
+            require(len(self.weights) == n, "weights", f"must give one weight per teacher ({n})", self.weights)
+            ok = all(w >= 0 for w in self.weights) and sum(self.weights) > 0
+            require(ok, "weights", "must be >= 0, not all 0", self.weights)
 
 
 @dataclass(frozen=True)
@@ -221,6 +241,14 @@ class DistillConfig:
     # half, scored by the live teacher (on-policy distillation, GKD); 0 is off. Full runs only (search
     # proxies leave it out unless distill.augment.in_search); the teacher runs in those steps
     on_policy: float = 0.0
+    # with teacher.extra: how the teachers' predictions combine into the one target: mean (a fixed
+    # weight each, teacher.weights or equal), confidence (per example, each teacher weighted by how
+    # sure it is), learned (weights fitted to the validation labels)
+    combine: Literal["mean", "confidence", "learned"] = "mean"
+    # set: distil teacher -> assistant -> student. The assistant keeps this many of the teacher's
+    # layers (evenly spaced), is distilled from the teacher once at full length (seeded like the
+    # teacher) and cached; students shallower than it learn from its logits instead of the teacher's
+    assistant: int | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -243,6 +271,7 @@ class DistillConfig:
         require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
         require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
+        require(self.assistant is None or self.assistant >= 1, "assistant", "must be >= 1 (layers)", self.assistant)
 
 
 @dataclass(frozen=True)
@@ -429,9 +458,28 @@ class RunConfig:
                 f"is {self.budget.runtime!r}, but a causal LM's speed is its decoding speed through transformers' "
                 "generate, timed in pytorch only (its ONNX graph has no KV cache). Use runtime: pytorch.",
             )
+        self._check_targets()
         if self.data.unlabeled and (self.distill.augment.ratio == 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(
                 "data.unlabeled",
                 "lists texts, but distill.augment.ratio or distill.augment.unlabeled_share is 0, so no "
                 "step would see them. Set distill.augment.ratio (e.g. 1) or remove data.unlabeled.",
             )
+
+    def _check_targets(self) -> None:
+        """Several teachers and a teacher assistant: classifiers only, and no teacher-labelled copies
+        (one live teacher labels those; a combined or assistant target has none to run)."""
+        given = (("teacher.extra", self.teacher.extra), ("distill.assistant", self.distill.assistant))
+        used = [key for key, value in given if value]
+        if not used:
+            return
+        if self.task != "sequence-classification":
+            raise Invalid(used[0], f"is set, but it is for sequence-classification only (task is {self.task!r}).")
+        if self.distill.augment.ratio:
+            raise Invalid(
+                "distill.augment.ratio",
+                f"is {self.distill.augment.ratio}, but {used[0]} is set: the copies are labelled by one live teacher, "
+                "and a combined or assistant target has none. Set distill.augment.ratio: 0 (or leave it unset).",
+            )
+        if self.data.unlabeled:
+            raise Invalid("data.unlabeled", f"lists texts, but {used[0]} is set (the copies need one live teacher).")

@@ -300,6 +300,7 @@ def _train_record(final: FinalStudent) -> dict[str, Any]:
         "stopped": run.train.stop_reason if run.train.stopped_early else "step cap",
         "evals": run.train.evals,
         "augment": final.augment,
+        "targets": getattr(run, "targets", None),  # combined teachers or an assistant, when used
     }
 
 

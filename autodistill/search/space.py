@@ -33,7 +33,11 @@ from autodistill.specs import LossSpec, Step, StudentSpec
 # the repository's top-level folder in a checkout; installed wheels carry it as autodistill/search_spaces
 _REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SPACES_DIR = _REPO_SPACES if _REPO_SPACES.is_dir() else Path(__file__).resolve().parents[1] / "search_spaces"
-TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout")
+# distill.* keys a space may search (its `train:` section); combine and assistant choose the targets
+TRAIN_KNOBS = (
+    "lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout",
+    "combine", "assistant",
+)  # fmt: skip
 
 
 class Sampler(Protocol):

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,6 +167,8 @@ def study_identity(cfg: RunConfig, space_dict: dict[str, Any], teacher_fp: str, 
         "budget": {k: v for k, v in vars(cfg.budget).items() if v is not None and (k, v) != ("runtime", "pytorch")},
         # proxies prune on this many examples: trials scored on another number would not compare
         "calibration_examples": cfg.search.calibration_examples,
+        # teacher.extra changes what every student learns from; absent when unset, as before it existed
+        **({"extra": [asdict(t) for t in cfg.teacher.extra]} if cfg.teacher.extra else {}),
     }
 
 

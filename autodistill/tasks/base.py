@@ -228,6 +228,8 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         ema=d.ema,
         dropout=d.dropout,
         patience=None if d.mode == "proxy" else d.patience,
+        combine=d.combine,
+        assistant=d.assistant,
     )
 
 

@@ -47,6 +47,7 @@ class SequenceClassification(Task):
             "validation": prep.teacher_metrics["validation"],
             "test": prep.teacher_metrics["test"],
             "training": teacher_training(teacher),
+            "teachers": prep.teachers_record(),  # teacher.extra: each teacher and their combination
         }
 
     def predicted_parameters(self, prep: Any, student: StudentSpec) -> int:

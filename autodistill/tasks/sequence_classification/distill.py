@@ -26,6 +26,7 @@ class StudentRun:
     validation: dict[str, float]
     token_id_map: torch.Tensor | None
     warmup_steps: int = 0  # distill.prune_after: steps trained before the within-layer transforms applied
+    targets: dict[str, Any] | None = None  # combined teachers or an assistant (``student_targets``); None: the teacher
 
 
 def student_quality(
@@ -161,7 +162,34 @@ def distill_student(
         )
         result, k = _joined([*warm, result]), points[0]
     validation = student_quality(prep, built.model, "validation", id_map, val)
-    return StudentRun(built, result, validation, id_map, k)
+    record = student_targets(prep, spec, built.shape.num_layers, tmodel.config.num_hidden_layers)[1]
+    return StudentRun(built, result, validation, id_map, k, record)
+
+
+def student_targets(
+    prep: Prepared, spec: TrainSpec, student_layers: int, teacher_layers: int
+) -> tuple[dict[str, np.ndarray] | None, dict[str, Any] | None]:
+    """The logits a student of ``student_layers`` learns from, per split, and their record: the
+    assistant's (``spec.assistant``, when it lies strictly between the student's depth and the
+    teacher's), else every teacher's combined (``teacher.extra``, ``spec.combine``); (None, None)
+    for the teacher's own cached logits. A record also says when an assistant was skipped."""
+    from autodistill.tasks.sequence_classification.assistant import assistant_logits
+
+    combined = prep.teachers_record(spec.combine)
+    if spec.assistant is not None:
+        if student_layers < spec.assistant < teacher_layers:
+            logits, record = assistant_logits(prep, spec.assistant, spec.combine)
+            return logits, {"kind": "assistant", "assistant": record, "teachers": combined}
+        skipped = (
+            f"the assistant's {spec.assistant} layers do not lie between the student's {student_layers} and "
+            f"the teacher's {teacher_layers}, so the student learned from the teacher directly"
+        )
+    else:
+        skipped = None
+    if combined is not None:
+        logits = {s: prep.teacher_logits(s, spec.combine) for s in ("train", "validation", "test")}
+        return logits, {"kind": "teachers", "teachers": combined, "assistant_skipped": skipped}
+    return None, ({"kind": "teacher", "assistant_skipped": skipped} if skipped else None)
 
 
 def prune_points(spec: TrainSpec, stages: int) -> list[int]:
@@ -239,6 +267,11 @@ def _train_stage(
         model.set_attn_implementation("eager")
     qkv = loss_fn.teacher_qkv_layers() if "qkv" in loss_fn.needs else []
     outputs = prep.ensure_outputs(loss_fn.teacher_hidden_layers(), loss_fn.teacher_attention_layers(), qkv)
+    logits, record = student_targets(prep, spec, built.shape.num_layers, tmodel.config.num_hidden_layers)
+    if logits is not None:
+        from autodistill.teacher.ensemble import Retargeted
+
+        outputs = Retargeted(outputs, logits, f"the {record['kind']} logits (distill.combine, distill.assistant)")
     id_map = None if built.token_id_map is None else torch.as_tensor(np.asarray(built.token_id_map), dtype=torch.long)
 
     def on_eval(step: int) -> float:

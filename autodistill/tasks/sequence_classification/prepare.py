@@ -23,6 +23,17 @@ SPLITS = ("train", "validation", "test")
 
 
 @dataclass
+class ExtraTeacher:
+    """One of ``teacher.extra``: its source, the prepared teacher, its cache key and its logits per
+    split (in the data's label order)."""
+
+    source: str
+    teacher: Teacher
+    cache_key: str
+    logits: dict[str, np.ndarray]
+
+
+@dataclass
 class Prepared:
     """Everything a config's students share: data, teacher, its cached outputs and metrics."""
 
@@ -34,7 +45,9 @@ class Prepared:
     outputs: TeacherOutputs
     teacher_metrics: dict[str, dict[str, float]]
     progress: bool = True
+    extra: list[ExtraTeacher] = field(default_factory=list)  # teacher.extra
     _tokens: BuildContext | None = field(default=None, repr=False)
+    _targets: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
     _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
     _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
 
@@ -50,7 +63,53 @@ class Prepared:
         return self.teacher.model(self.cfg)
 
     def teacher_preds(self, split: str) -> np.ndarray:
-        return self.outputs.logits(split).argmax(-1)
+        return self.teacher_logits(split).argmax(-1)
+
+    def teacher_logits(self, split: str, combine: str | None = None) -> np.ndarray:
+        """What students learn from on ``split``: the teacher's logits, or with ``teacher.extra``
+        every teacher's combined ``combine``-wise (default ``distill.combine``; ``teacher.ensemble``)."""
+        if not self.extra:
+            return self.outputs.logits(split)
+        from autodistill.teacher.ensemble import combine as combined
+
+        how = combine or self.cfg.distill.combine
+        if (how, split) not in self._targets:
+            fitted = self.fitted_weights() if how == "learned" else None
+            each = [self.outputs.logits(split), *(e.logits[split] for e in self.extra)]
+            self._targets[how, split] = combined(each, how, self.cfg.teacher.weights, fitted)
+        return self._targets[how, split]
+
+    def fitted_weights(self) -> np.ndarray:
+        """``distill.combine: learned``: each teacher's weight, fitted to the validation labels."""
+        from autodistill.teacher.ensemble import fit_weights
+
+        each = [self.outputs.logits("validation"), *(e.logits["validation"] for e in self.extra)]
+        return fit_weights(each, self.encoded["validation"].labels)
+
+    def teachers_record(self, combine: str | None = None) -> dict[str, Any] | None:
+        """With ``teacher.extra``: each teacher's source and validation and test quality, how they
+        were combined (and the weights, where fixed or fitted) and the combination's quality."""
+        if not self.extra:
+            return None
+        from autodistill.evaluate import task_metrics
+
+        how = combine or self.cfg.distill.combine
+
+        def quality(logits: Any) -> dict[str, float]:
+            return {
+                s: task_metrics(self.encoded[s].labels, logits(s).argmax(-1), self.cfg.data.metric)["quality"]
+                for s in ("validation", "test")
+            }
+
+        teachers = [{"model": self.cfg.teacher.model, **quality(self.outputs.logits)}]
+        teachers += [{"model": e.source, **quality(lambda s, e=e: e.logits[s])} for e in self.extra]
+        weights = self.fitted_weights() if how == "learned" else self.cfg.teacher.weights
+        return {
+            "combine": how,
+            "weights": None if weights is None else [round(float(w), 4) for w in weights],
+            "teachers": teachers,
+            "combined": quality(lambda s: self.teacher_logits(s, how)),
+        }
 
     def ensure_outputs(self, hidden: list[int], attention: list[int], qkv: list[int] = ()) -> TeacherOutputs:
         """Grow the cache to hold these teacher layers (computed once, shared by every run)."""
@@ -91,7 +150,11 @@ class Prepared:
         from autodistill.data.augment import effective
 
         n = len(self.encoded["train"].labels)
-        return effective(self.cfg.distill.augment, n, bool(self.cfg.data.unlabeled))
+        options = self.cfg.distill.augment
+        if options.ratio is None and (self.extra or self.cfg.distill.assistant):
+            why = "off: several teachers or an assistant give the targets, and the copies need one live teacher"
+            return replace(options, ratio=0.0), why
+        return effective(options, n, bool(self.cfg.data.unlabeled))
 
     def token_context(self) -> BuildContext:
         """Token statistics of the training split, no calibration batches: what plans (the
@@ -118,7 +181,7 @@ class Prepared:
             batches = []
             for chunk in np.array_split(stratified_subset(enc.labels, n, self.cfg.seed), max(1, n // 32)):
                 batch = collate(enc, chunk, self.pad_id)
-                batch["teacher_logits"] = torch.from_numpy(self.outputs.logits("train")[chunk])
+                batch["teacher_logits"] = torch.from_numpy(self.teacher_logits("train")[chunk])
                 batches.append(batch)
             self._ctx[n] = replace(self.token_context(), calibration=batches)
         return self._ctx[n]
@@ -143,27 +206,48 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
 
     data = load_task_data(cfg.data)
     teacher = prepare_teacher(cfg, data, progress=progress)
+    encoded, cache, outputs = _teacher_outputs(cfg, data, teacher, progress)
+    prep = Prepared(cfg, data, teacher, encoded, cache, outputs, {}, progress)
+    for source in cfg.teacher.extra:  # teacher.extra: only their logits are kept
+        prep.extra.append(_extra_teacher(cfg, data, source, progress))
+    prep.teacher_metrics = {
+        s: task_metrics(encoded[s].labels, prep.teacher_preds(s), cfg.data.metric) for s in ("validation", "test")
+    }
+    return prep
+
+
+def _teacher_outputs(
+    cfg: RunConfig, data: TaskData, teacher: Teacher, progress: bool
+) -> tuple[dict[str, Encoded], TeacherCache, TeacherOutputs]:
+    """Every split encoded with ``teacher``'s tokenizer, and its cached outputs (computed once)."""
     encoded = {s: encode(getattr(data, s), teacher.tokenizer, cfg.data.max_length) for s in SPLITS}
     cache = TeacherCache(home() / "cache", cache_key(teacher, data, cfg))
-    model = None if _cached(cache, encoded) else teacher.model(cfg)
-    outputs = (
-        cache.open(list(SPLITS), [], [])
-        if model is None
-        else cache.ensure(
-            model,
-            encoded,
-            teacher.pad_id,
-            label_order=teacher.label_order,
-            batch_size=cfg.distill.eval_batch_size,
-            progress=progress,
-            meta={"teacher": str(teacher.path), "data": data.source},
-        )
+    if _cached(cache, encoded):
+        return encoded, cache, cache.open(list(SPLITS), [], [])
+    outputs = cache.ensure(
+        teacher.model(cfg),
+        encoded,
+        teacher.pad_id,
+        label_order=teacher.label_order,
+        batch_size=cfg.distill.eval_batch_size,
+        progress=progress,
+        meta={"teacher": str(teacher.path), "data": data.source},
     )
-    metrics = {
-        s: task_metrics(encoded[s].labels, outputs.logits(s).argmax(-1), cfg.data.metric)
-        for s in ("validation", "test")
-    }
-    return Prepared(cfg, data, teacher, encoded, cache, outputs, metrics, progress)
+    return encoded, cache, outputs
+
+
+def _extra_teacher(cfg: RunConfig, data: TaskData, source: Any, progress: bool) -> ExtraTeacher:
+    """One of ``teacher.extra``: fine-tuned (or found) like the teacher, run on every split with its
+    own tokenizer; its model is let go once its logits are cached."""
+    from dataclasses import fields
+
+    from autodistill.config.run import TeacherConfig, TeacherSource
+
+    own = replace(cfg, teacher=TeacherConfig(**{f.name: getattr(source, f.name) for f in fields(TeacherSource)}))
+    teacher = prepare_teacher(own, data, progress=progress)
+    _, cache, outputs = _teacher_outputs(own, data, teacher, progress)
+    logits = {s: outputs.logits(s) for s in SPLITS}
+    return ExtraTeacher(source.model, teacher, cache.key, logits)
 
 
 def _cached(cache: TeacherCache, encoded: dict[str, Encoded]) -> bool:
