@@ -62,4 +62,5 @@ class SelfKL(Loss):
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         if not self.active:  # 0, still attached to the graph so the total stays differentiable
             return batch.student_logits.float().sum() * 0.0
-        return scaled_kl(*log_probs(batch, self, "self_logits"), batch.temperature)
+        log_p_s, log_p_self = log_probs(batch, self, "self_logits")
+        return scaled_kl(log_p_s, log_p_self.detach(), batch.temperature)  # the student's past is a target
