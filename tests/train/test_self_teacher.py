@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import sentiment_split, tiny_bert_config, tiny_tokenizer
+from helpers import tiny_training_set
 
-from autodistill.data import collate, encode
+from autodistill.data import collate
 from autodistill.losses import CompositeLoss, LossDims
 from autodistill.specs import LossSpec, Step, TrainSpec
 from autodistill.train.loop import train
@@ -44,13 +44,7 @@ class Recorder(torch.nn.Module):
 
 @pytest.fixture
 def tiny(tmp_path):
-    from transformers import BertForSequenceClassification
-
-    tok = tiny_tokenizer(tmp_path / "tok")
-    enc = encode(sentiment_split(80), tok, 32)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(tiny_bert_config(vocab_size=len(tok), layers=2))
-    return model, enc, tok.pad_token_id
+    return tiny_training_set(tmp_path / "tok", 80)
 
 
 def self_kl_loss(**options) -> CompositeLoss:
