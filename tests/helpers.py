@@ -63,6 +63,20 @@ def sentiment_split(n: int, seed: int = 0):
     return TextSplit(tuple(r[0] for r in rows), None, np.array([r[1] == "positive" for r in rows], dtype=np.int64))
 
 
+def tiny_training_set(folder: Path, n: int, layers: int = 2, seed: int = 0):
+    """A tiny BERT classifier (seeded) and ``n`` encoded sentiment rows for the training loop:
+    ``(model, encoded, pad_id)``."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    from autodistill.data import encode
+
+    tok = tiny_tokenizer(folder)
+    enc = encode(sentiment_split(n), tok, 32)
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(tiny_bert_config(vocab_size=len(tok), layers=layers)), enc, tok.pad_token_id
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

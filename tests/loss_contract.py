@@ -54,6 +54,7 @@ def make_batch(
         teacher_attentions={j: _attn(B, h_t, L, mask, gen) for j in range(n_t)},
         student_qkv={j: tuple(leaf(torch.randn(B, L, d_s, generator=gen)) for _ in range(3)) for j in range(n_s)},
         teacher_qkv={j: tuple(torch.randn(B, L, d_t, generator=gen) for _ in range(3)) for j in range(n_t)},
+        self_logits=torch.randn(B, C, generator=gen),
         temperature=2.0,
     )
     dims = LossDims(student_hidden=d_s, teacher_hidden=d_t, student_heads=(h_s,) * n_s, teacher_heads=h_t, num_labels=C)
@@ -64,6 +65,7 @@ def identical_batch(n: int = 2, d: int = 16, h: int = 2, seed: int = 1) -> tuple
     """Teacher internals equal to the student's (same depth, width and heads)."""
     batch, dims = make_batch(n_s=n, n_t=n, d_s=d, d_t=d, h_s=h, h_t=h, seed=seed)
     batch.teacher_logits = batch.student_logits.detach().clone()
+    batch.self_logits = batch.student_logits.detach().clone()
     batch.teacher_hidden = {i: x.detach().clone() for i, x in enumerate(batch.student_hidden)}
     batch.teacher_attentions = {j: x.detach().clone() for j, x in enumerate(batch.student_attentions)}
     batch.teacher_qkv = {j: tuple(t.detach().clone() for t in v) for j, v in batch.student_qkv.items()}
@@ -87,6 +89,8 @@ def restricted(batch: DistillBatch, loss: Loss) -> DistillBatch:
     needs = loss.needs
     if "teacher_logits" not in needs:
         b.teacher_logits = None
+    if "self_logits" not in needs:
+        b.self_logits = None
     if "hidden" not in needs:
         b.student_hidden = b.teacher_hidden = None
     else:
@@ -110,7 +114,7 @@ def check_shape_and_declared_inputs(name: str, options: dict[str, Any]) -> None:
     """A scalar (or one per mapped pair), finite and >= 0, from only the inputs it declares."""
     batch, dims = batch_for(name)
     loss = build(name, options, dims, 2, 4)
-    assert loss.needs <= {"teacher_logits", "hidden", "attentions", "qkv"}
+    assert loss.needs <= {"teacher_logits", "hidden", "attentions", "qkv", "self_logits"}
     value = loss(restricted(batch, loss))
     if loss.per_layer:
         assert isinstance(value, list) and len(value) == len(loss.pairs()) >= 1

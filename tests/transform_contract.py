@@ -36,11 +36,22 @@ def check_example_options(cls: type[Transform]) -> None:
     assert isinstance(options, cls.Options), cls.name
 
 
+def renewed(teacher: Any, student: Any, matrices: bool = False) -> bool:
+    """Are ``student``'s weights not the teacher's: does any parameter differ from the teacher's
+    of the same name (with ``matrices``, every weight matrix)? A random initialisation seeded
+    like the teacher's own (the test teachers are random) repeats its matrices, only the
+    teacher's perturbed biases and LayerNorms telling them apart."""
+    before = dict(teacher.named_parameters())
+    after = dict(student.named_parameters())
+    differs = [not torch.equal(after[k], v) for k, v in before.items() if v.dim() == 2 or not matrices]
+    return after.keys() == before.keys() and (all(differs) if matrices else any(differs))
+
+
 def check_changes_as_promised(name: str, teacher: Any, ctx: BuildContext) -> None:
     """The built student differs from the teacher as the plan says: a transform that changes the
     planned shape yields that shape (its parameter count, where data decides the per-layer split)
     with fewer parameters than the teacher; one that keeps the shape (LoRA) trains fewer
-    parameters than the teacher has."""
+    parameters than the teacher has, or starts again from new weights (born_again)."""
     spec = example_spec(name)
     teacher_shape = shape_from_config(teacher.config)
     teacher_count = count(teacher)
@@ -49,7 +60,8 @@ def check_changes_as_promised(name: str, teacher: Any, ctx: BuildContext) -> Non
     if planned == teacher_shape:
         assert built.shape == teacher_shape, name
         trainable = sum(p.numel() for p in built.model.parameters() if p.requires_grad)
-        assert 0 < trainable < teacher_count, f"{name!r} changes neither the shape nor what trains"
+        changed = 0 < trainable < teacher_count or renewed(teacher, built.model)
+        assert changed, f"{name!r} changes neither the shape nor what trains nor the weights"
         return
     assert planned.num_parameters() < teacher_count, f"{name!r} plans no fewer parameters than the teacher"
     if exactness == "exact":

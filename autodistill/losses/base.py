@@ -39,6 +39,8 @@ class DistillBatch:
     - ``student_qkv`` / ``teacher_qkv``: 0-based layer index -> ``(q, k, v)``, each ``[B, L, width]``,
       the outputs of the attention's query/key/value projections before the head split (see
       :mod:`autodistill.losses.capture`); only the MiniLMv2 relation loss with ``source: qkv`` reads them.
+    - ``self_logits``: the logits of the student's own earlier self on the same inputs (a frozen copy
+      the loop keeps, :mod:`autodistill.train.self_teacher`); only ``self_kl`` reads them.
     - ``layer_map`` is informational; losses use the map they were built with.
     """
 
@@ -52,6 +54,7 @@ class DistillBatch:
     teacher_attentions: dict[int, torch.Tensor] | None = None
     student_qkv: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
     teacher_qkv: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+    self_logits: torch.Tensor | None = None
     layer_map: LayerMap = field(default_factory=list)
     temperature: float = 1.0
 
@@ -78,7 +81,8 @@ class NoOptions:
 class Loss(nn.Module):
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    # what the loss reads: "teacher_logits", "hidden", "attentions", "qkv"; an instance may narrow it
+    # what the loss reads: "teacher_logits", "hidden", "attentions", "qkv", "self_logits" (the
+    # loop then keeps a frozen copy of the student); an instance may narrow it
     needs: frozenset[str] = frozenset({"teacher_logits"})
     per_layer: ClassVar[bool] = False
     # contract tests: is the loss exactly 0 when student and teacher inputs are identical?
@@ -100,6 +104,13 @@ class Loss(nn.Module):
 
     def forward(self, batch: DistillBatch) -> torch.Tensor | list[torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
+
+    def start(self, total_steps: int) -> None:
+        """Called once before training with the number of optimiser steps it will take
+        (``CompositeLoss.start``). Default: nothing; a loss with a schedule over the run reads it."""
+
+    def step_end(self, step: int) -> None:
+        """Called after each optimiser step (``CompositeLoss.step_end``). Default: nothing."""
 
     # which layers the loss reads; per-layer losses override
     def pairs(self) -> LayerMap:

@@ -141,9 +141,18 @@ class CompositeLoss(nn.Module):
         logged = torch.stack([v.detach().float().reshape(()) for v in values + [total]]).tolist()
         return total, dict(zip(names, logged))
 
+    def start(self, total_steps: int) -> None:
+        """Call once before training with its number of optimiser steps: schedules over the run
+        (the ``progressive`` weighting, ``self_kl``'s ``start``) read it."""
+        self.scheme.start(total_steps)
+        for term in self.terms.values():
+            term.start(total_steps)
+
     def step_end(self, step: int) -> None:
         """Call once per optimiser step: adaptive schemes update, the weights are recorded."""
         self.scheme.step_end(step)
+        for term in self.terms.values():
+            term.step_end(step)
         if not self._history or step % self.log_every == 0:
             self._history.append({"step": step, **self.current_weights()})
 

@@ -13,9 +13,10 @@ from autodistill.config.schema import require
 from autodistill.losses.base import DistillBatch, Loss, register, require_input
 
 
-def _log_probs(batch: DistillBatch, loss: Loss) -> tuple[torch.Tensor, torch.Tensor]:
+def log_probs(batch: DistillBatch, loss: Loss, target: str = "teacher_logits") -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and target (``batch.<target>``) log-probabilities at temperature T."""
     t = batch.temperature
-    teacher = require_input(batch.teacher_logits, loss, "teacher_logits")
+    teacher = require_input(getattr(batch, target), loss, target)
     log_p_s = F.log_softmax(batch.student_logits.float() / t, dim=-1)
     log_p_t = F.log_softmax(teacher.float() / t, dim=-1)
     return log_p_s, log_p_t
@@ -49,9 +50,12 @@ class KLDivergence(Loss):
     name = "kl"
 
     def forward(self, batch: DistillBatch) -> torch.Tensor:
-        log_p_s, log_p_t = _log_probs(batch, self)
-        t = batch.temperature
-        return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
+        return scaled_kl(*log_probs(batch, self), batch.temperature)
+
+
+def scaled_kl(log_p_s: torch.Tensor, log_p_t: torch.Tensor, t: float) -> torch.Tensor:
+    """``T^2 * KL(p_t || p_s)`` averaged over the batch, from log-probabilities."""
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
 
 
 @register
@@ -63,7 +67,7 @@ class ReverseKL(Loss):
     name = "reverse_kl"
 
     def forward(self, batch: DistillBatch) -> torch.Tensor:
-        log_p_s, log_p_t = _log_probs(batch, self)
+        log_p_s, log_p_t = log_probs(batch, self)
         t = batch.temperature
         return _kl(log_p_s, log_p_t).mean() * (t * t)
 
@@ -92,7 +96,7 @@ class GeneralisedJSD(Loss):
     Options = JSDOptions
 
     def forward(self, batch: DistillBatch) -> torch.Tensor:
-        log_q, log_p = _log_probs(batch, self)  # q: student, p: teacher
+        log_q, log_p = log_probs(batch, self)  # q: student, p: teacher
         beta = self.options.beta
         log_m = torch.logsumexp(torch.stack([log_p + math.log(beta), log_q + math.log(1 - beta)]), dim=0)
         t = batch.temperature

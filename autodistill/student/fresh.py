@@ -7,6 +7,9 @@ embedding channels, the first ``heads`` heads with the first ``head_dim`` dims o
 ``ffn`` neurons, from the chosen teacher layers (default every ``T // layers``-th from the bottom,
 as DistilBERT did). The transform replaces the model entirely; only the vocabulary, positions,
 token types and labels of the incoming shape carry over.
+
+``born_again`` is ``fresh`` with ``init: random`` at the incoming shape itself (Furlanello et al.
+2018, "Born-Again Neural Networks"): a same-shape student trained from scratch on the teacher.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from autodistill.config.schema import require
-from autodistill.student.base import BuildContext, StateDict, Transform, register
+from autodistill.student.base import BuildContext, NoOptions, StateDict, Transform, register
 from autodistill.student.shape import LayerShape, ModelShape
 
 _LAYER_KEY = re.compile(r"\.layer\.(\d+)\.")
@@ -138,6 +141,32 @@ class Fresh(Transform):
         if resolved["init"] == "teacher_slices":
             new_state = _slice_teacher(state, shape, new_shape, new_state, resolved["teacher_layers"])
         return new_state, new_shape
+
+
+@register
+class BornAgain(Fresh):
+    """A freshly initialised model of the incoming shape (the teacher's, when first): ``fresh``
+    with ``init: random`` and the incoming sizes, so its record and rebuild are ``fresh``'s."""
+
+    name = "born_again"
+    Options = NoOptions
+    example_options: ClassVar[dict] = {}
+
+    def plan(self, shape: ModelShape, options: NoOptions, ctx: BuildContext) -> ModelShape:
+        return super().plan(shape, same_size(shape), ctx)
+
+    def resolve(self, model: Any, shape: ModelShape, options: NoOptions, ctx: BuildContext) -> dict[str, Any]:
+        return super().resolve(model, shape, same_size(shape), ctx)
+
+
+def same_size(shape: ModelShape) -> FreshOptions:
+    """``fresh``'s options that rebuild ``shape`` itself; raises ``Invalid`` for a shape a stock
+    config cannot describe (layers that differ, low-rank factors, head sizes not summing to hidden)."""
+    layer = shape.layers[0]
+    fits = _fresh_shape(shape, shape.num_layers, shape.hidden, layer.heads, layer.ffn) == shape
+    rule = "must come before transforms that make the layers differ or factor them (a stock model must fit the shape)"
+    require(fits, "name", rule, "born_again")
+    return FreshOptions(layers=shape.num_layers, hidden=shape.hidden, heads=layer.heads, ffn=layer.ffn)
 
 
 def random_state(shape: ModelShape, seed: int, initializer_range: float = 0.02) -> StateDict:

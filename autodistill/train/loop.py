@@ -24,7 +24,9 @@ from autodistill.errors import TrainingError
 from autodistill.losses.base import DistillBatch
 from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
+from autodistill.train.average import WeightAverage
 from autodistill.train.device import autocast, resolve_device
+from autodistill.train.self_teacher import SelfTeacher
 from autodistill.train.stopping import Patience
 from autodistill.train.teacher_signal import TeacherSignal, explain_non_finite, stack_targets
 
@@ -73,44 +75,6 @@ def param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: flo
             continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-class WeightAverage:
-    """An exponential moving average of a model's trainable weights (``distill.ema``).
-
-    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the first steps
-    do not hold the average at the starting weights. ``swapped()`` puts the average into the model
-    for an evaluation and restores the trained weights after.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.updates = 0
-        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        self.average = {n: p.detach().clone() for n, p in self.params.items()}
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for n, p in self.params.items():
-            self.average[n].lerp_(p.detach(), 1.0 - d)
-
-    @torch.no_grad()
-    def copy_to_model(self) -> None:
-        for n, p in self.params.items():
-            p.copy_(self.average[n])
-
-    @contextlib.contextmanager
-    def swapped(self):
-        kept = {n: p.detach().clone() for n, p in self.params.items()}
-        self.copy_to_model()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for n, p in self.params.items():
-                    p.copy_(kept[n])
 
 
 def checkpoint(
@@ -191,6 +155,8 @@ def train(
     if spec.dropout is not None:
         set_dropout(model, spec.dropout)
     loss_fn.to(device).train()
+    if hasattr(loss_fn, "start"):  # schedules over the run (progressive weighting, self_kl's start)
+        loss_fn.start(spec.steps)
     needs = getattr(loss_fn, "needs", frozenset())
     want_hidden, want_attn = "hidden" in needs, "attentions" in needs
     params = list(model.named_parameters())
@@ -208,6 +174,7 @@ def train(
     stop = Patience(spec.patience) if spec.patience else None
     best_state: dict[str, torch.Tensor] | None = None
     average = WeightAverage(model, spec.ema) if spec.ema > 0 else None
+    self_teacher = SelfTeacher.for_loss(model, loss_fn, average)  # None unless a term needs self_logits
     batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed + step_offset)
     start = time.perf_counter()
     bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
@@ -240,6 +207,7 @@ def train(
                     student_qkv=sqkv or None,
                     layer_map=list(layer_map or []),
                     temperature=temperature,
+                    self_logits=self_teacher.logits(inputs) if self_teacher is not None else None,
                     **targets,
                 )
                 loss, parts = loss_fn(dbatch)
@@ -257,6 +225,8 @@ def train(
             scheduler.step()
             if average is not None:
                 average.update()
+            if self_teacher is not None:
+                self_teacher.update()
             if hasattr(loss_fn, "step_end"):
                 loss_fn.step_end(local)
             result.steps = local
@@ -267,6 +237,8 @@ def train(
             if evaluate is not None and (at_eval or local == spec.steps):
                 swap = average.swapped() if average is not None else contextlib.nullcontext()
                 best_state = checkpoint(model, evaluate, step, result, keep_best, best_state, swap)
+                if self_teacher is not None and result.best_step == step:
+                    self_teacher.at_best_checkpoint()
                 if stop is not None and (why := stop.check(result.evals)):
                     raise StopTraining(why)
     except StopTraining as stop:

@@ -4,7 +4,8 @@ each per-layer term, or one per term with ``scope: all``) into K weighted values
 Weights are positive, finite and start at 1 (mean 1 for the normalised schemes), so switching
 scheme does not change the scale of the total loss at the start of training. The composite loss
 calls ``combine`` in each forward, ``observe`` with the detached values of training forwards, and
-``step_end`` once per optimiser step (several forwards may feed one step under accumulation).
+``step_end`` once per optimiser step (several forwards may feed one step under accumulation), and
+``start(total_steps)`` once before training.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class WeightingScheme(nn.Module):
         self.options = parse(self.Options, options, path=key)
         self._sum = torch.zeros(len(self.units), dtype=torch.float64)
         self._count = 0
+
+    def start(self, total_steps: int) -> None:
+        """Called once before training with the number of optimiser steps it will take (the loop
+        calls ``CompositeLoss.start``). Default: nothing; a schedule over the run reads it."""
 
     def weights(self) -> torch.Tensor:
         """Current weights ``[K]`` (detached, float32, CPU)."""

@@ -440,3 +440,36 @@ def test_a_small_training_split_gets_teacher_labelled_copies_by_default(tiny_run
     calls.clear()
     off = distill(str(path), ["distill.max_steps=4", "distill.augment.small_train=100"], progress=False)
     assert calls == [] and off["train"]["augment"] is None
+
+
+def test_self_distillation_born_again_and_progressive_weighting_distill(tiny_run):
+    """The three strategies on the tiny task: ``self_kl`` beside the teacher's ``kl`` (also across a
+    ``prune_after`` cut), a born-again student of the teacher's shape, and ``progressive`` weights."""
+    from autodistill.config import load_config
+    from autodistill.specs import LossSpec, StudentSpec
+    from autodistill.tasks.sequence_classification.distill import distill_student
+    from autodistill.tasks.sequence_classification.prepare import prepare
+
+    path, _ = tiny_run
+    terms = "distill.loss.terms=[{name: kl}, {name: self_kl, weight: 0.5, start: 0.25}]"
+    pruned = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    cfg = load_config(path, [terms, pruned, "distill.max_steps=8", "distill.prune_after=0.5", "distill.eval_every=2"])
+    prep = prepare(cfg, progress=False)
+    run = distill_student(prep, StudentSpec.from_config(cfg.student), LossSpec.from_config(cfg.distill.loss))
+    assert run.train.steps == 8 and run.warmup_steps == 4
+    logged = [h["self_kl"] for h in run.train.history]
+    assert logged[0] == 0.0 and all(v >= 0 for v in logged) and max(logged) > 0
+
+    born = load_config(path, ["student.transforms=[{name: born_again}]", "distill.max_steps=4"])
+    again = distill_student(prep, StudentSpec.from_config(born.student), LossSpec.from_config(born.distill.loss))
+    assert again.build.shape.num_layers == prep.teacher_model().config.num_hidden_layers
+    assert [t["name"] for t in again.build.resolved["transforms"]] == ["born_again"]
+
+    weighting = "distill.loss.weighting={name: progressive, scope: all, log_every: 1}"
+    layered = "distill.loss.terms=[{name: kl}, {name: hidden_mse}]"
+    prog = load_config(path, [layered, weighting, "distill.max_steps=6"])
+    done = distill_student(prep, StudentSpec.from_config(prog.student), LossSpec.from_config(prog.distill.loss))
+    first, last = done.train.weights[0], done.train.weights[-1]
+    layers = sorted(u for u in first if u.startswith("hidden_mse/"))
+    assert done.train.steps == 6 and len(layers) == 2 and "kl" in first
+    assert first[layers[0]] > first["kl"] and last["kl"] > last[layers[0]]

@@ -75,7 +75,7 @@ def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
         ([{"name": "kl", "weight": -1}], None, "distill.loss.terms[0].weight", ">= 0"),
         ([{"name": "kld"}], None, "distill.loss.terms[0].name", "Valid names"),
         ([{"name": "kl"}, {"name": "kl"}], None, "distill.loss.terms[1].name", "repeats"),
-        ([{"name": "kl"}], {"name": "softmax"}, "distill.loss.weighting.name", "dwa, lag, static, uncertainty"),
+        ([{"name": "kl"}], {"name": "softmax"}, "distill.loss.weighting.name", "dwa, lag, progressive, static"),
         ([{"name": "hidden_mse"}], {"name": "dwa", "window": 0}, "distill.loss.weighting.window", ">= 1"),
         ([{"name": "hidden_mse"}], {"name": "dwa", "speed": 1}, "distill.loss.weighting.speed", "not a known key"),
         ([{"name": "hidden_mse"}], {"name": "lag", "ema": 1.0}, "distill.loss.weighting.ema", "[0, 1)"),
@@ -94,6 +94,10 @@ def composite(*terms, weighting=None, layer_map=((1, 2), (2, 4)), dims=DIMS):
         ),
         ([{"name": "hidden_mse"}], {"name": "static", "scope": "terms"}, "distill.loss.weighting.scope", "'all'"),
         ([{"name": "hidden_mse"}], {"name": "lag", "log_every": 0}, "distill.loss.weighting.log_every", ">= 1"),
+        ([{"name": "hidden_mse"}], {"name": "progressive", "floor": 0}, "distill.loss.weighting.floor", "(0, 1]"),
+        ([{"name": "self_kl", "source": "ema"}], None, "distill.loss.terms[0].source", "'checkpoint'"),
+        ([{"name": "self_kl", "decay": 1.0}], None, "distill.loss.terms[0].decay", "(0, 1)"),
+        ([{"name": "self_kl", "start": 1.0}], None, "distill.loss.terms[0].start", "[0, 1)"),
     ],
 )
 def test_bad_options_name_the_key(terms, weighting, key, fragment):

@@ -26,6 +26,8 @@ CASES = [
     ("attention_relation", {"source": "qkv", "relations": ["vv"], "relation_heads": 8}),
     ("contrastive", {}),
     ("contrastive", {"pool": "cls", "symmetric": True, "temperature": 0.5}),
+    ("self_kl", {}),
+    ("self_kl", {"source": "checkpoint", "start": 0.0}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 ZERO = [c for c in CASES if LOSSES.get(c[0]).zero_on_identical]

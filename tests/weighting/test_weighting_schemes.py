@@ -80,7 +80,24 @@ def lag_case():
     torch.testing.assert_close(w, 2 * torch.tensor([0.1, 1.0]) / 1.1, rtol=1e-3, atol=1e-4)
 
 
-DIRECTION = {"static": static_case, "uncertainty": uncertainty_case, "dwa": dwa_case, "lag": lag_case}
+def progressive_case():
+    # the focus moves up the student: its lower layer first, the logit term (no layer) last
+    units = ["hidden_mse/s1_t2", "hidden_mse/s2_t4", "kl"]
+    scheme = WEIGHTINGS.get("progressive")(units, scope="all")
+    scheme.start(30)
+    early = run(scheme, [(1.0, 1.0, 1.0)] * 1)
+    late = run(scheme, [(1.0, 1.0, 1.0)] * 29)
+    assert early[0] > early[1] and early[0] > early[2]
+    assert late[2] > late[0] and late[2] > late[1]
+
+
+DIRECTION = {
+    "static": static_case,
+    "uncertainty": uncertainty_case,
+    "dwa": dwa_case,
+    "lag": lag_case,
+    "progressive": progressive_case,
+}
 
 
 def test_every_scheme_has_a_direction_test():
