@@ -96,6 +96,8 @@ class TrainSpec:
     dropout: float | None = None  # distill.dropout: the student's dropout rate while it trains (None: its config's)
     # stop after this many validation checkpoints without a gain (train.stopping.Patience); None: run all steps
     patience: int | None = None
+    # distill.qat: > 0, the last share of the steps trains with int8 fake quantisation (train.qat)
+    qat: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

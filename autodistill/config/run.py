@@ -221,6 +221,11 @@ class DistillConfig:
     # half, scored by the live teacher (on-policy distillation, GKD); 0 is off. Full runs only (search
     # proxies leave it out unless distill.augment.in_search); the teacher runs in those steps
     on_policy: float = 0.0
+    # > 0: the last share of the full training's steps runs with the student's Linear layers and
+    # embeddings fake-quantised to the int8 export's grids (quantisation-aware distillation), its
+    # checkpoints judged that way; e.g. 0.5: the last half. Search proxies leave it out unless the
+    # search space's train section sets it. Classifiers only (causal LMs have no int8 export)
+    qat: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -243,6 +248,7 @@ class DistillConfig:
         require(1 <= self.prune_stages <= 8, "prune_stages", "must be in [1, 8]", self.prune_stages)
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
         require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
+        require(0 <= self.qat <= 1, "qat", "must be in [0, 1]", self.qat)
 
 
 @dataclass(frozen=True)
@@ -428,6 +434,12 @@ class RunConfig:
                 "budget.runtime",
                 f"is {self.budget.runtime!r}, but a causal LM's speed is its decoding speed through transformers' "
                 "generate, timed in pytorch only (its ONNX graph has no KV cache). Use runtime: pytorch.",
+            )
+        if self.task == "causal-lm" and self.distill.qat > 0:
+            raise Invalid(
+                "distill.qat",
+                f"is {self.distill.qat:g}, but quantisation-aware distillation prepares a classifier for its "
+                "int8 ONNX export, which causal LMs do not have. Use qat: 0.",
             )
         if self.data.unlabeled and (self.distill.augment.ratio == 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(

@@ -33,7 +33,17 @@ from autodistill.specs import LossSpec, Step, StudentSpec
 # the repository's top-level folder in a checkout; installed wheels carry it as autodistill/search_spaces
 _REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SPACES_DIR = _REPO_SPACES if _REPO_SPACES.is_dir() else Path(__file__).resolve().parents[1] / "search_spaces"
-TRAIN_KNOBS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout")
+TRAIN_KNOBS = (
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "warmup_ratio",
+    "prune_after",
+    "prune_stages",
+    "ema",
+    "dropout",
+    "qat",
+)
 
 
 class Sampler(Protocol):
@@ -210,6 +220,8 @@ class SpaceFile:
                 check_distribution(value, f"train.{key}")
             # every value a train knob may take must be one its distill.* key accepts
             _as_config(DistillConfig, key, value, f"train.{key}", f"distill.{key}")
+        if self.task == "causal-lm" and "qat" in self.train:
+            raise Invalid("train.qat", "is for classifiers (their int8 ONNX export); causal LMs have none.")
 
 
 def _check_weight(value: Any, key: str) -> None:

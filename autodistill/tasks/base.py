@@ -228,6 +228,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         ema=d.ema,
         dropout=d.dropout,
         patience=None if d.mode == "proxy" else d.patience,
+        qat=0.0 if d.mode == "proxy" else d.qat,
     )
 
 
