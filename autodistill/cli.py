@@ -114,6 +114,8 @@ def _student_training(train: dict) -> None:
     """How long the student trained, why it stopped, and whether teacher-labelled copies joined."""
     stop = train.get("stop_reason") or "the step cap"
     print(f"the student trained {train['steps']} steps, best at step {train.get('best_step')}; stopped: {stop}")
+    if train.get("qat_from_step"):
+        print(f"  fake-quantised to the int8 grids from step {train['qat_from_step']} on (distill.qat)")
     aug = train.get("augment")
     if aug:
         print(
