@@ -440,3 +440,26 @@ def test_a_small_training_split_gets_teacher_labelled_copies_by_default(tiny_run
     calls.clear()
     off = distill(str(path), ["distill.max_steps=4", "distill.augment.small_train=100"], progress=False)
     assert calls == [] and off["train"]["augment"] is None
+
+
+def test_qat_trains_the_last_half_fake_quantised_and_saves_a_plain_student(tiny_run, capsys):
+    """distill.qat: the record and the summary say from which step the student trained on the int8
+    grids; the saved student is a plain transformers model (the same keys as a fresh one of its config)."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path, tmp = tiny_run
+    sets = ["distill.qat=0.5", "distill.max_steps=8", "distill.eval_every=4"]
+    assert main(["distill", str(path), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
+    assert "fake-quantised to the int8 grids from step 5 on (distill.qat)" in capsys.readouterr().out
+    result = json.loads((tmp / "out" / "result.json").read_text())
+    assert result["train"]["qat_from_step"] == 5 and result["config"]["distill"]["qat"] == 0.5
+    assert [step for step, _ in result["train"]["evals"]] == [4, 8] and result["train"]["best_step"] == 8
+    folder = result["student"]["path"]
+    with safe_open(f"{folder}/model.safetensors", "pt") as f:
+        saved = set(f.keys())
+    fresh = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder))
+    assert saved == set(fresh.state_dict()) - {"bert.embeddings.position_ids"}
+    assert not any("parametrizations" in k for k in saved)
+    student = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(student) is type(fresh) and not any("forward" in m.__dict__ for m in student.modules())
