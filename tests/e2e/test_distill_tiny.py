@@ -444,16 +444,19 @@ def test_a_small_training_split_gets_teacher_labelled_copies_by_default(tiny_run
 
 def test_qat_trains_the_last_half_fake_quantised_and_saves_a_plain_student(tiny_run, capsys):
     """distill.qat: the record and the summary say from which step the student trained on the int8
-    grids; the saved student is a plain transformers model (the same keys as a fresh one of its config)."""
+    grids (counted over the whole run when distill.prune_after trained it before its FFN cut); the
+    saved student is a plain transformers model (the same keys as a fresh one of its config)."""
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path, tmp = tiny_run
-    sets = ["distill.qat=0.5", "distill.max_steps=8", "distill.eval_every=4"]
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    sets = [form, "distill.qat=0.5", "distill.prune_after=0.25", "distill.max_steps=8", "distill.eval_every=4"]
     assert main(["distill", str(path), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
     assert "fake-quantised to the int8 grids from step 5 on (distill.qat)" in capsys.readouterr().out
     result = json.loads((tmp / "out" / "result.json").read_text())
     assert result["train"]["qat_from_step"] == 5 and result["config"]["distill"]["qat"] == 0.5
+    assert result["train"]["warmup_steps"] == 2 and result["train"]["steps"] == 8
     assert [step for step, _ in result["train"]["evals"]] == [4, 8] and result["train"]["best_step"] == 8
     folder = result["student"]["path"]
     with safe_open(f"{folder}/model.safetensors", "pt") as f:
