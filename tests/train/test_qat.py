@@ -1,4 +1,4 @@
-"""distill.qat: fake quantisation to the int8 export's grids (train.qat) and the loop's use of it."""
+"""distill.qat: fake quantisation to the int8 export's grids (train.qat); the loop's use of it is in test_loop.py."""
 
 from __future__ import annotations
 
