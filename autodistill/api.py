@@ -131,6 +131,7 @@ def _distill_result(
             "evals": train.evals,
             "final_loss": train.history[-1] if train.history else None,
             "stop_reason": train.stop_reason,
+            "qat_from_step": train.qat_from_step,  # distill.qat: the first step trained fake-quantised
         },
         "layer_weights": train.weights[-1] if train.weights else None,
         "latency_seq_len": seq_len,

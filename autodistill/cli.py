@@ -126,6 +126,8 @@ def _student_training(train: dict) -> None:
     stop = train.get("stop_reason") or "the step cap"
     print(f"the student trained {train['steps']} steps, best at step {train.get('best_step')}; stopped: {stop}")
     _targets(train.get("targets"))
+    if train.get("qat_from_step"):
+        print(f"  fake-quantised to the int8 grids from step {train['qat_from_step']} on (distill.qat)")
     aug = train.get("augment")
     if aug:
         print(

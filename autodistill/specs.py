@@ -99,6 +99,8 @@ class TrainSpec:
     # what the student learns from (distill.combine, distill.assistant): read by the task's distillation
     combine: str = "mean"
     assistant: int | None = None
+    # distill.qat: > 0, the last share of the steps trains with int8 fake quantisation (train.qat)
+    qat: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

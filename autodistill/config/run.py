@@ -249,6 +249,11 @@ class DistillConfig:
     # layers (evenly spaced), is distilled from the teacher once at full length (seeded like the
     # teacher) and cached; students shallower than it learn from its logits instead of the teacher's
     assistant: int | None = None
+    # > 0: the last share of the full training's steps runs with the student's Linear layers and
+    # embeddings fake-quantised to the int8 export's grids (quantisation-aware distillation), its
+    # checkpoints judged that way; e.g. 0.5: the last half. Search proxies leave it out unless the
+    # search space's train section sets it. Classifiers only (causal LMs have no int8 export)
+    qat: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -272,6 +277,7 @@ class DistillConfig:
         require(0 <= self.ema < 1, "ema", "must be in [0, 1)", self.ema)
         require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
         require(self.assistant is None or self.assistant >= 1, "assistant", "must be >= 1 (layers)", self.assistant)
+        require(0 <= self.qat <= 1, "qat", "must be in [0, 1]", self.qat)
 
 
 @dataclass(frozen=True)
@@ -459,6 +465,12 @@ class RunConfig:
                 "generate, timed in pytorch only (its ONNX graph has no KV cache). Use runtime: pytorch.",
             )
         self._check_targets()
+        if self.task == "causal-lm" and self.distill.qat > 0:
+            raise Invalid(
+                "distill.qat",
+                f"is {self.distill.qat:g}, but quantisation-aware distillation prepares a classifier for its "
+                "int8 ONNX export, which causal LMs do not have. Use qat: 0.",
+            )
         if self.data.unlabeled and (self.distill.augment.ratio == 0 or self.distill.augment.unlabeled_share <= 0):
             raise Invalid(
                 "data.unlabeled",

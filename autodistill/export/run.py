@@ -267,11 +267,12 @@ def _mode_text(final: FinalStudent) -> str:
         return (
             f"full-length distillation on the whole training split ({_length_text(final)}, "
             f"{final.n_examples:,} examples, "
-            f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)})"
+            f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)}"
+            f"{_qat_text(run.train)})"
         )
     return (
         f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
-        f"examples{_ema_text(final.spec)}{_warmup_text(run)}; not retrained)"
+        f"examples{_ema_text(final.spec)}{_warmup_text(run)}{_qat_text(run.train)}; not retrained)"
     )
 
 
@@ -301,6 +302,7 @@ def _train_record(final: FinalStudent) -> dict[str, Any]:
         "evals": run.train.evals,
         "augment": final.augment,
         "targets": getattr(run, "targets", None),  # combined teachers or an assistant, when used
+        "qat_from_step": run.train.qat_from_step,
     }
 
 
@@ -396,6 +398,15 @@ def _ema_text(spec: Any) -> str:
     if not spec.ema:
         return ""
     return f"; the weights evaluated and kept are their moving average over the steps (decay {spec.ema:g}, distill.ema)"
+
+
+def _qat_text(train: Any) -> str:
+    if train.qat_from_step is None:
+        return ""
+    return (
+        f"; from step {train.qat_from_step} on, its Linear layers and embeddings trained and were judged "
+        "fake-quantised to the int8 export's grids (distill.qat)"
+    )
 
 
 def _augment_text(augment: dict[str, Any] | None) -> str:

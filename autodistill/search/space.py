@@ -35,7 +35,7 @@ _REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SPACES_DIR = _REPO_SPACES if _REPO_SPACES.is_dir() else Path(__file__).resolve().parents[1] / "search_spaces"
 # distill.* keys a space may search (its `train:` section); combine and assistant choose the targets
 TRAIN_KNOBS = (
-    "lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout",
+    "lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout", "qat",
     "combine", "assistant",
 )  # fmt: skip
 
@@ -214,6 +214,8 @@ class SpaceFile:
                 check_distribution(value, f"train.{key}")
             # every value a train knob may take must be one its distill.* key accepts
             _as_config(DistillConfig, key, value, f"train.{key}", f"distill.{key}")
+        if self.task == "causal-lm" and "qat" in self.train:
+            raise Invalid("train.qat", "is for classifiers (their int8 ONNX export); causal LMs have none.")
 
 
 def _check_weight(value: Any, key: str) -> None:

@@ -230,6 +230,7 @@ def train_spec(cfg: RunConfig, n_examples: int) -> TrainSpec:
         patience=None if d.mode == "proxy" else d.patience,
         combine=d.combine,
         assistant=d.assistant,
+        qat=0.0 if d.mode == "proxy" else d.qat,
     )
 
 

@@ -26,6 +26,7 @@ from autodistill.losses.capture import capture_qkv
 from autodistill.specs import TrainSpec
 from autodistill.train.average import WeightAverage
 from autodistill.train.device import autocast, resolve_device
+from autodistill.train.qat import fake_quantised
 from autodistill.train.self_teacher import SelfTeacher
 from autodistill.train.stopping import Patience
 from autodistill.train.teacher_signal import TeacherSignal, explain_non_finite, stack_targets
@@ -48,6 +49,9 @@ class TrainResult:
     best_quality: float | None = None
     stopped_early: bool = False
     stop_reason: str | None = None  # the StopTraining message when stopped early
+    # distill.qat: the first step trained fake-quantised (None: none was); the best checkpoint is then
+    # the best of the checkpoints from that step on, each judged fake-quantised
+    qat_from_step: int | None = None
 
 
 def steps_for_epochs(n_examples: int, batch_size: int, epochs: float) -> int:
@@ -66,6 +70,17 @@ def optimizer_for(groups: list[dict[str, Any]], spec: TrainSpec) -> tuple[torch.
         return max(0.0, (spec.steps - step) / max(1, spec.steps - warmup))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def qat_start(spec: TrainSpec, step_offset: int = 0) -> int | None:
+    """The first step (counted as ``train`` counts them, from ``step_offset``) that trains with
+    fake quantisation (``distill.qat``): the last ``ceil(qat * total)`` of the run's
+    ``total = step_offset + spec.steps`` steps, but none before this call's first step (steps trained
+    in an earlier stage are not requantised); None when ``spec.qat`` is 0."""
+    if spec.qat <= 0:
+        return None
+    total = step_offset + spec.steps
+    return max(step_offset + 1, math.floor((1 - spec.qat) * total + 1e-9) + 1)
 
 
 def param_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
@@ -146,6 +161,12 @@ def train(
     ``result.stopped_early`` and ``stop_reason`` record why), ``spec.steps`` being the cap.
     ``step_offset``: steps already trained in an earlier stage of the same run (``distill.prune_after``);
     evaluations, history and batch order count on from there, the learning-rate schedule restarts.
+    ``spec.qat`` (``distill.qat``): from step ``qat_start(spec, step_offset)`` to the end, the model's
+    Linear layers and embeddings compute fake-quantised as the int8 export will (``train.qat``), in
+    training steps and at validation checkpoints alike. The float steps before never stop early
+    (``patience`` counts the quantised checkpoints only) and the checkpoint kept is the best quantised
+    one, so the student shipped is the one that scored best as it will run in int8. The model is
+    plain again when this returns.
     """
     if augment is not None and (augment_teacher is None or teacher is None):
         raise ValueError("train(augment=...) needs teacher and augment_teacher (the copies' labeller).")
@@ -176,11 +197,15 @@ def train(
     average = WeightAverage(model, spec.ema) if spec.ema > 0 else None
     self_teacher = SelfTeacher.for_loss(model, loss_fn, average)  # None unless a term needs self_logits
     batches = _epochs(np.asarray(indices), encoded.lengths, spec.batch_size, spec.seed + step_offset)
+    qat_from, quantised = qat_start(spec, step_offset), contextlib.ExitStack()
     start = time.perf_counter()
     bar = tqdm(total=spec.steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
         for local in range(1, spec.steps + 1):
             step = local + step_offset
+            if step == qat_from:  # the float checkpoints are not compared with the quantised ones
+                quantised.enter_context(fake_quantised(model))
+                result.qat_from_step, result.best_step, result.best_quality, best_state = step, None, None, None
             idx = next(batches)
             batch = collate(encoded, idx, pad_id)
             targets = teacher.targets(idx, batch, device) if teacher is not None else {}
@@ -239,11 +264,13 @@ def train(
                 best_state = checkpoint(model, evaluate, step, result, keep_best, best_state, swap)
                 if self_teacher is not None and result.best_step == step:
                     self_teacher.at_best_checkpoint()
-                if stop is not None and (why := stop.check(result.evals)):
+                judged = result.evals if qat_from is None else [e for e in result.evals if e[0] >= qat_from]
+                if stop is not None and (why := stop.check(judged)):
                     raise StopTraining(why)
     except StopTraining as stop:
         result.stopped_early, result.stop_reason = True, str(stop)
     finally:
+        quantised.close()
         bar.close()
         result.seconds = time.perf_counter() - start
         model.eval()

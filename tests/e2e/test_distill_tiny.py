@@ -473,3 +473,29 @@ def test_self_distillation_born_again_and_progressive_weighting_distill(tiny_run
     layers = sorted(u for u in first if u.startswith("hidden_mse/"))
     assert done.train.steps == 6 and len(layers) == 2 and "kl" in first
     assert first[layers[0]] > first["kl"] and last["kl"] > last[layers[0]]
+
+
+def test_qat_trains_the_last_half_fake_quantised_and_saves_a_plain_student(tiny_run, capsys):
+    """distill.qat: the record and the summary say from which step the student trained on the int8
+    grids (counted over the whole run when distill.prune_after trained it before its FFN cut); the
+    saved student is a plain transformers model (the same keys as a fresh one of its config)."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path, tmp = tiny_run
+    form = "student.transforms=[{name: depth, layers: 2, choice: uniform}, {name: ffn, ratio: 0.5}]"
+    sets = [form, "distill.qat=0.5", "distill.prune_after=0.25", "distill.max_steps=8", "distill.eval_every=4"]
+    assert main(["distill", str(path), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
+    assert "fake-quantised to the int8 grids from step 5 on (distill.qat)" in capsys.readouterr().out
+    result = json.loads((tmp / "out" / "result.json").read_text())
+    assert result["train"]["qat_from_step"] == 5 and result["config"]["distill"]["qat"] == 0.5
+    assert result["train"]["warmup_steps"] == 2 and result["train"]["steps"] == 8
+    assert [step for step, _ in result["train"]["evals"]] == [4, 8] and result["train"]["best_step"] == 8
+    folder = result["student"]["path"]
+    with safe_open(f"{folder}/model.safetensors", "pt") as f:
+        saved = set(f.keys())
+    fresh = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder))
+    assert saved == set(fresh.state_dict()) - {"bert.embeddings.position_ids"}
+    assert not any("parametrizations" in k for k in saved)
+    student = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(student) is type(fresh) and not any("forward" in m.__dict__ for m in student.modules())

@@ -328,3 +328,21 @@ def test_final_training_with_a_weight_average_says_so_on_the_card(searched, home
     plain = api.export(path, trial=0, out=tmp_path / "plain", overrides=overrides[:1], progress=False)
     assert plain["train"]["spec"]["ema"] == 0.0
     assert "moving average" not in (tmp_path / "plain" / "README.md").read_text()
+
+
+def test_final_training_with_qat_says_from_which_step_it_trained_fake_quantised(searched, home, tmp_path):
+    """distill.qat reaches the export's final training: the record and the card say from which step
+    it trained on the int8 grids, and the int8 graph is written as usual."""
+    from autodistill import api
+    from autodistill.specs import TrainSpec
+    from autodistill.train.loop import qat_start
+
+    path, _, _ = searched
+    overrides = ["tracking.enabled=false", "distill.qat=0.5"]
+    r = api.export(path, trial=0, out=tmp_path / "qat", formats="int8", overrides=overrides, progress=False)
+    t = r["train"]
+    assert t["mode"] == "retrained" and t["spec"]["qat"] == 0.5 and t["steps"] == t["spec"]["steps"]
+    assert t["qat_from_step"] == qat_start(TrainSpec(**t["spec"])) > 1
+    card = (tmp_path / "qat" / "README.md").read_text()
+    assert f"from step {t['qat_from_step']} on, its Linear layers and embeddings trained" in card
+    assert (tmp_path / "qat" / "onnx" / "model.int8.onnx").is_file()

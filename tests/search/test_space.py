@@ -82,6 +82,8 @@ BASE = {"name": "t", "transforms": [{"name": "depth", "layers": 2}], "loss": {"t
         ({"train": {"ema": 1.0}}, "train.ema"),
         ({"train": {"ema": {"float": [0.9, 1.0]}}}, "train.ema"),
         ({"train": {"dropout": {"float": [0.0, 1.0]}}}, "train.dropout"),
+        ({"train": {"qat": {"float": [0.0, 1.5]}}}, "train.qat"),
+        ({"task": "causal-lm", "train": {"qat": 0.5}}, "train.qat"),
         ({"train": {"lr": {"float": [-1, -0.5]}}}, "train.lr"),
         ({"train": {"lr": {"normal": [1, 4]}}}, "train.lr"),
         ({"train": {"batch_size": {"float": [8, 64]}}}, "train.batch_size"),
@@ -128,13 +130,13 @@ def test_train_knobs_sample_into_the_trial_train_spec(tmp_path):
 
     from autodistill.specs import TrainSpec
 
-    train = {"ema": {"float": [0.9, 0.99]}, "prune_after": 0.5, "prune_stages": 2}
+    train = {"ema": {"float": [0.9, 0.99]}, "prune_after": 0.5, "prune_stages": 2, "qat": {"choice": [0.0, 0.25]}}
     space = load_space(write(tmp_path, {**BASE, "train": train}))
     for seed in range(5):
         sample = space.sample(RandomPoint(seed))
         spec = replace(TrainSpec(steps=10), **sample.train)
         assert 0.9 <= spec.ema <= 0.99 and sample.params["train.ema"] == spec.ema
-        assert (spec.prune_after, spec.prune_stages) == (0.5, 2)
+        assert (spec.prune_after, spec.prune_stages) == (0.5, 2) and spec.qat in (0.0, 0.25)
 
 
 @pytest.mark.parametrize(
@@ -161,7 +163,7 @@ def test_unknown_distribution_is_refused_at_load_not_in_a_trial(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "knob", ["lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout"]
+    "knob", ["lr", "batch_size", "weight_decay", "warmup_ratio", "prune_after", "prune_stages", "ema", "dropout", "qat"]
 )
 def test_train_knobs_accept_exactly_what_their_distill_key_accepts(tmp_path, knob):
     """The bounds are the config's own: every probe value is accepted by the space iff DistillConfig accepts it."""

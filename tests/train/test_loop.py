@@ -12,6 +12,7 @@ from autodistill.errors import TrainingError
 from autodistill.losses import CompositeLoss, LossDims
 from autodistill.specs import LossSpec, Step, TrainSpec
 from autodistill.train.loop import StopTraining, train
+from autodistill.train.qat import is_fake_quantised
 
 
 @pytest.fixture
@@ -305,3 +306,51 @@ def test_patience_ends_the_run_at_the_rule_and_the_cap_otherwise(tiny):
         evaluate=lambda step: next(rising), keep_best=True, progress=False,
     )  # fmt: skip
     assert not res.stopped_early and res.steps == 6 and res.stop_reason is None
+
+
+def _watch(model) -> list[tuple[bool, bool]]:
+    """(training, fake-quantised) of every forward of the classifier head."""
+    seen: list[tuple[bool, bool]] = []
+    head = model.classifier
+    head.register_forward_pre_hook(lambda m, _: seen.append((m.training, is_fake_quantised(m))))
+    return seen
+
+
+@pytest.mark.parametrize("qat", [0.0, 0.5])
+def test_the_loop_fake_quantises_exactly_the_last_share_of_its_steps(tiny, qat):
+    model, ce, enc, pad = tiny
+    keys = list(model.state_dict())
+    seen = _watch(model)
+    spec = TrainSpec(steps=10, batch_size=16, lr=1e-3, qat=qat)
+    res = train(model, ce, enc, np.arange(len(enc.labels)), spec, pad, progress=False)
+    quantised = [q for training, q in seen if training]
+    assert len(quantised) == 10
+    if qat:
+        assert quantised == [False] * 5 + [True] * 5 and res.qat_from_step == 6
+    else:
+        assert not any(quantised) and res.qat_from_step is None
+    assert not any("forward" in m.__dict__ for m in model.modules()) and list(model.state_dict()) == keys
+
+
+def test_quantised_checkpoints_alone_pick_the_best_and_count_for_patience(tiny):
+    """A falling curve: without qat patience 1 would stop at step 4 with step 2 kept; with qat 0.5 the
+    float checkpoints (2, 4) neither stop the run nor compete, the best quantised one (6) is kept."""
+    model, ce, enc, pad = tiny
+    curve = iter([0.9, 0.8, 0.7, 0.6, 0.5])
+    states, modes = {}, []
+
+    def evaluate(step: int) -> float:
+        modes.append(is_fake_quantised(model.classifier))
+        states[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(curve)
+
+    spec = TrainSpec(steps=10, batch_size=16, lr=1e-3, eval_every=2, patience=1, qat=0.5)
+    res = train(
+        model, ce, enc, np.arange(len(enc.labels)), spec, pad, evaluate=evaluate, keep_best=True, progress=False
+    )
+    assert modes == [False, False, True, True]
+    assert res.stopped_early and res.steps == 8 and res.qat_from_step == 6
+    assert res.best_step == 6 and res.best_quality == pytest.approx(0.7)
+    assert [s for s, _ in res.evals] == [2, 4, 6, 8]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, states[6][k]), k

@@ -69,7 +69,7 @@ def _train(prep: Prepared, layers: int, combine: str, folder: Any) -> None:
     cfg = prep.cfg
     full = replace(cfg, distill=replace(cfg.distill, mode="full"))
     n = len(prep.encoded["train"].labels)
-    spec = replace(train_spec(full, n), seed=cfg.teacher.finetune.seed, combine=combine, assistant=None)
+    spec = replace(train_spec(full, n), seed=cfg.teacher.finetune.seed, combine=combine, assistant=None, qat=0.0)
     if prep.progress:
         print(f"teacher assistant: distilling {layers} of the teacher's layers (once; kept in {folder})", flush=True)
     run = distill_student(

@@ -217,7 +217,8 @@ def _warm_and_prune(prep, tmodel, first, stages, loss, spec, indices, ctx, augme
         )
     current, done, results = first, 0, []
     for number, (group, point) in enumerate(zip(stages, points), start=1):
-        stage_spec = replace(spec, steps=point - done, eval_every=None)
+        # distill.qat quantises the pruned student's last steps only (train.loop.qat_start)
+        stage_spec = replace(spec, steps=point - done, eval_every=None, qat=0.0)
         res, _ = _train_stage(prep, tmodel, current, loss, stage_spec, indices, None, False, augment, done, score=False)
         results.append(res)
         current = extend_student(tmodel, current, group, ctx, stage=number if len(stages) > 1 else None)
