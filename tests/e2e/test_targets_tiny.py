@@ -14,16 +14,16 @@ from helpers import sentiment_rows, tiny_backbone_dir, write_csv
 
 from autodistill.cli import main
 
-FINETUNE = {"epochs": 3, "lr": 2e-3, "batch_size": 16}
+FINETUNE = {"epochs": 2, "lr": 2e-3, "batch_size": 16}
 
 
 def _write(tmp_path: Path, **sections) -> Path:
     backbone = tiny_backbone_dir(tmp_path / "backbone")
-    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(400))
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(240))
     cfg = {
         "output_dir": str(tmp_path / "out"),
         "teacher": {"model": str(backbone), "finetune": FINETUNE},
-        "data": {"source": str(data), "max_length": 32},
+        "data": {"source": str(data), "max_length": 16},
         "student": {"transforms": [{"name": "depth", "layers": 1, "choice": "uniform"}]},
         "distill": {"mode": "full", "epochs": 1, "lr": 1e-3, "batch_size": 16, "eval_batch_size": 64},
         "evaluate": {"batch_sizes": [1], "repeats": 2, "warmup": 1, "energy": False},
