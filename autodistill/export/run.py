@@ -268,11 +268,11 @@ def _mode_text(final: FinalStudent) -> str:
             f"full-length distillation on the whole training split ({_length_text(final)}, "
             f"{final.n_examples:,} examples, "
             f"best validation checkpoint kept{_ema_text(final.spec)}{_augment_text(final.augment)}{_warmup_text(run)}"
-            f"{_qat_text(run.train)})"
+            f"{_qat_text(run.train)}{_targets_text(run)})"
         )
     return (
         f"the trial's proxy distillation rerun exactly ({final.spec.steps} steps on {final.n_examples:,} "
-        f"examples{_ema_text(final.spec)}{_warmup_text(run)}{_qat_text(run.train)}; not retrained)"
+        f"examples{_ema_text(final.spec)}{_warmup_text(run)}{_qat_text(run.train)}{_targets_text(run)}; not retrained)"
     )
 
 
@@ -407,6 +407,21 @@ def _qat_text(train: Any) -> str:
         f"; from step {train.qat_from_step} on, its Linear layers and embeddings trained and were judged "
         "fake-quantised to the int8 export's grids (distill.qat)"
     )
+
+
+def _targets_text(run: Any) -> str:
+    """What the student learned from, when not the teacher alone (distill.combine, distill.assistant)."""
+    record = getattr(run, "targets", None) or {}
+    if record.get("kind") == "assistant":
+        a = record["assistant"]
+        return f"; it learned from a {a['layers']}-layer teacher assistant (test {a['test']:.4f}, distill.assistant)"
+    if record.get("kind") == "teachers":
+        t = record["teachers"]
+        return (
+            f"; it learned from {len(t['teachers'])} teachers combined by {t['combine']} "
+            f"(test {t['combined']['test']:.4f}, teacher.extra)"
+        )
+    return ""
 
 
 def _augment_text(augment: dict[str, Any] | None) -> str:

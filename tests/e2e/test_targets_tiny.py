@@ -102,3 +102,5 @@ def test_searched_assistant_is_rebuilt_by_export(tmp_path):
     r = run_export(cfg, formats="hf", out=tmp_path / "exported", progress=False)
     assert r["train"]["spec"]["assistant"] == 2
     assert r["train"]["targets"]["kind"] == "assistant"
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert "it learned from a 2-layer teacher assistant (test " in card
