@@ -8,12 +8,15 @@ built-in Rotten Tomatoes set, seeds 0..N-1, medians with the per-seed values bes
 - Teacher assistant: a 2-layer student, direct from the teacher against through a 4-layer assistant
   (distill.assistant: 4; the assistant distilled once for ``--assistant-steps``). Met when the
   assistant arm's median test accuracy is at least the direct arm's.
+- Self-distillation and progressive weighting (not predeclared by the issue, run after): CE + KL
+  against CE + KL + self_kl (the weight average, weight 0.5); CE + KL + hidden MSE with static
+  weights against the same with ``progressive`` (scope all). 3-layer student.
 - Quantisation-aware: the 3-layer student of the first arm, trained with distill.qat 0.5 against
   without; both exported to ONNX and quantised to int8 by the export's own quantiser, test accuracy
   of the int8 file in onnxruntime at batch 32. Met when QAT's median int8 accuracy is at least
   post-training quantisation's.
 
-    .venv/bin/python benchmarks/strategies.py [--steps 500] [--seeds 3] [--parts teachers,assistant,qat]
+    .venv/bin/python benchmarks/strategies.py [--steps 500] [--seeds 3] [--parts teachers,qat,assistant,self]
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from autodistill.tasks.sequence_classification.distill import distill_student, s
 from autodistill.tasks.sequence_classification.prepare import Prepared, train_spec  # noqa: E402
 
 CE_KL = LossSpec((Step("ce", {"weight": 0.5}), Step("kl", {"weight": 0.5})), temperature=2.0)
+SELF = LossSpec((*CE_KL.terms, Step("self_kl", {"weight": 0.5})), temperature=2.0)
+HIDDEN = LossSpec((*CE_KL.terms, Step("hidden_mse", {"weight": 1.0})), temperature=2.0)
+PROGRESSIVE = LossSpec(HIDDEN.terms, temperature=2.0, weighting=Step("progressive", {"scope": "all"}))
 SECOND = ["teacher.finetune.seed=1"]
 FIRST: dict[int, dict] = {}  # seed -> the first teacher's 3-layer CE + KL row (the QAT part's baseline too)
 PAIR = ["teacher.extra=[{model: builtin:minilm, finetune: {seed: 1}}]", "distill.combine=mean"]
@@ -58,12 +64,14 @@ def int8_accuracy(prep: Prepared, build: Any) -> float:
     return task_metrics(enc.labels, logits.argmax(-1), prep.cfg.data.metric)["quality"]
 
 
-def arm(prep: Prepared, student: StudentSpec, steps: int, seed: int, int8: bool = False, **spec: Any) -> dict:
+def arm(
+    prep: Prepared, student: StudentSpec, steps: int, seed: int, int8: bool = False, loss: LossSpec = CE_KL, **spec: Any
+) -> dict:
     """One student for ``steps`` on the whole train split (no checkpoint kept but the last)."""
     base = train_spec(prep.cfg, len(prep.encoded["train"].labels))
     run_spec = replace(base, steps=steps, seed=seed, eval_every=None, patience=None, **spec)
     start = time.perf_counter()
-    run = distill_student(prep, student, CE_KL, run_spec, keep_best=False)
+    run = distill_student(prep, student, loss, run_spec, keep_best=False)
     row = {
         "validation": run.validation["quality"],
         "test": shipped_quality(prep, run.build, "test")["quality"],
@@ -135,16 +143,28 @@ def qat(args: argparse.Namespace, seeds: range) -> None:
     verdict(aware >= ptq, f"QAT's int8 {aware:.4f} against post-training int8 {ptq:.4f}")
 
 
+def self_and_progressive(args: argparse.Namespace, seeds: range) -> None:
+    prep = prepared(args.config, [])
+    print(f"\nself-distillation and progressive weighting: 3-layer student, {args.steps} steps")
+    print(f"  {'arm':<34}{'val':>8}{'test':>8}{'s/run':>7}   per-seed test")
+    base = show("CE + KL", [FIRST.get(s) or arm(prep, depth(3), args.steps, s) for s in seeds])
+    own = show("CE + KL + self_kl (average, 0.5)", [arm(prep, depth(3), args.steps, s, loss=SELF) for s in seeds])
+    verdict(own >= base, f"with self_kl {own:.4f} against CE + KL {base:.4f}")
+    static = show("CE + KL + hidden MSE, static", [arm(prep, depth(3), args.steps, s, loss=HIDDEN) for s in seeds])
+    prog = show("the same, progressive", [arm(prep, depth(3), args.steps, s, loss=PROGRESSIVE) for s in seeds])
+    verdict(prog >= static, f"progressive {prog:.4f} against static {static:.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="configs/demo.yaml")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--assistant-steps", type=int, default=800)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--parts", default="teachers,assistant,qat")
+    ap.add_argument("--parts", default="teachers,qat,assistant,self")
     args = ap.parse_args()
     seeds = range(args.seeds)
-    parts = {"teachers": teachers, "assistant": assistant, "qat": qat}
+    parts = {"teachers": teachers, "assistant": assistant, "qat": qat, "self": self_and_progressive}
     for name in args.parts.split(","):
         parts[name](args, seeds)
 
