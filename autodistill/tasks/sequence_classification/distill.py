@@ -175,10 +175,12 @@ def student_targets(
     for the teacher's own cached logits. A record also says when an assistant was skipped."""
     from autodistill.tasks.sequence_classification.assistant import assistant_logits
 
-    combined = prep.teachers_record(spec.combine)
+    # computed once per preparation: every stage and every run of a search asks again
+    combined = prep.memo(("teachers", spec.combine), lambda: prep.teachers_record(spec.combine))
     if spec.assistant is not None:
         if student_layers < spec.assistant < teacher_layers:
-            logits, record = assistant_logits(prep, spec.assistant, spec.combine)
+            key = ("assistant", spec.assistant, spec.combine)
+            logits, record = prep.memo(key, lambda: assistant_logits(prep, spec.assistant, spec.combine))
             return logits, {"kind": "assistant", "assistant": record, "teachers": combined}
         skipped = (
             f"the assistant's {spec.assistant} layers do not lie between the student's {student_layers} and "

@@ -48,6 +48,7 @@ class Prepared:
     extra: list[ExtraTeacher] = field(default_factory=list)  # teacher.extra
     _tokens: BuildContext | None = field(default=None, repr=False)
     _targets: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _ctx: dict[int, BuildContext] = field(default_factory=dict, repr=False)  # by calibration examples
     _pool: tuple[Any, list[np.ndarray]] | None = field(default=None, repr=False)
 
@@ -80,11 +81,20 @@ class Prepared:
         return self._targets[how, split]
 
     def fitted_weights(self) -> np.ndarray:
-        """``distill.combine: learned``: each teacher's weight, fitted to the validation labels."""
+        """``distill.combine: learned``: each teacher's weight, fitted to the validation labels (once)."""
         from autodistill.teacher.ensemble import fit_weights
 
-        each = [self.outputs.logits("validation"), *(e.logits["validation"] for e in self.extra)]
-        return fit_weights(each, self.encoded["validation"].labels)
+        if "fitted" not in self._memo:
+            each = [self.outputs.logits("validation"), *(e.logits["validation"] for e in self.extra)]
+            self._memo["fitted"] = fit_weights(each, self.encoded["validation"].labels)
+        return self._memo["fitted"]
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` computed once per ``key`` for this preparation (what every run of it shares:
+        the teachers' record, an assistant's logits read from the teacher home)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def teachers_record(self, combine: str | None = None) -> dict[str, Any] | None:
         """With ``teacher.extra``: each teacher's source and validation and test quality, how they
