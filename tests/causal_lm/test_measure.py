@@ -159,7 +159,9 @@ def test_the_kl_is_the_hand_computed_mean_over_counted_tokens():
     kl = float((np.exp(log_t) * (log_t - log_s)).sum(-1).mean())
     top1 = float((log_s.argmax(-1) == log_t.argmax(-1)).mean())
     out = teacher_agreement(student, teacher, ids, labels, mask, batch_size=1)
-    assert out["kl"] == pytest.approx(kl, rel=1e-5)
+    # The measure takes log-softmaxes in float32: a KL near 1e-2 is a difference of numbers near 1,
+    # so it keeps about four significant digits, and the last one varies with the CPU's kernels.
+    assert out["kl"] == pytest.approx(kl, rel=1e-4)
     assert out["top1_agreement"] == pytest.approx(top1)
 
 
