@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import sentiment_rows, tiny_backbone_dir, write_csv
+from helpers import SPECIALS, sentiment_rows, tiny_backbone_dir, tiny_bert_config, write_csv
 
 from autodistill.cli import main
 
@@ -55,6 +55,39 @@ def test_two_teachers_combined_by_learned_weights(tmp_path, capsys):
     # two fine-tunes with different seeds: two teachers, two caches
     assert len(list((Path(os.environ["AUTODISTILL_HOME"]) / "teachers").iterdir())) >= 2
     assert result["train"]["augment"] is None  # copies need one live teacher: off, automatically
+
+
+def _letters_backbone(folder: Path) -> Path:
+    """A backbone whose tokenizer knows only letters: every word becomes one piece per letter."""
+    import torch
+    from transformers import BertModel, BertTokenizerFast
+
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    vocab = SPECIALS + letters + [f"##{c}" for c in letters]
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    torch.manual_seed(1)
+    BertModel(tiny_bert_config(layers=2, vocab_size=len(vocab))).save_pretrained(folder)
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(folder)
+    return folder
+
+
+def test_an_extra_teacher_with_another_tokenizer_reads_the_text_its_own_way(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    letters = _letters_backbone(tmp_path / "letters")
+    path = _write(tmp_path, teacher={"extra": [{"model": str(letters)}]}, distill={"combine": "confidence"})
+    first = AutoTokenizer.from_pretrained(tmp_path / "backbone")
+    other = AutoTokenizer.from_pretrained(letters)
+    assert len(first("a superb film")["input_ids"]) < len(other("a superb film")["input_ids"])  # not one encoding
+    assert main(["distill", str(path), "--quiet"]) == 0
+    assert "from 2 teachers combined by confidence (test " in capsys.readouterr().out
+    targets = json.loads((tmp_path / "out" / "result.json").read_text())["train"]["targets"]
+    names = [t["model"] for t in targets["teachers"]["teachers"]]
+    assert names == [str(tmp_path / "backbone"), str(letters)], targets
+    # each teacher's own cache: the two keys differ because the models and tokenizers do
+    caches = list((Path(os.environ["AUTODISTILL_HOME"]) / "teachers").iterdir())
+    assert len(caches) >= 2
 
 
 def test_assistant_is_distilled_once_and_skipped_where_it_does_not_fit(tmp_path):
