@@ -220,3 +220,16 @@ def test_a_space_made_for_another_task_is_refused_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"'search\.space'.*task 'causal-lm'.*task is 'sequence-classification'"):
         setup(cfg)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_strategies_space_offers_each_strategy_on_and_off():
+    space = load_space("strategies")
+    seen: dict[str, set] = {"assistant": set(), "qat": set(), "self_kl": set(), "weighting": set()}
+    for seed in range(40):
+        s = space.sample(RandomPoint(seed))
+        seen["assistant"].add(s.train["assistant"])
+        seen["qat"].add(s.train["qat"])
+        seen["self_kl"].add(any(t.name == "self_kl" for t in s.loss.terms))
+        seen["weighting"].add(s.loss.weighting.name)
+    assert seen == {"assistant": {None, 4}, "qat": {0.0, 0.5}, "self_kl": {False, True},
+                    "weighting": {"static", "progressive"}}  # fmt: skip
