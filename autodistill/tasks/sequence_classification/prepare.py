@@ -84,10 +84,11 @@ class Prepared:
         """``distill.combine: learned``: each teacher's weight, fitted to the validation labels (once)."""
         from autodistill.teacher.ensemble import fit_weights
 
-        if "fitted" not in self._memo:
+        def fit() -> np.ndarray:
             each = [self.outputs.logits("validation"), *(e.logits["validation"] for e in self.extra)]
-            self._memo["fitted"] = fit_weights(each, self.encoded["validation"].labels)
-        return self._memo["fitted"]
+            return fit_weights(each, self.encoded["validation"].labels)
+
+        return self.memo("fitted", fit)
 
     def memo(self, key: Any, make: Any) -> Any:
         """``make()`` computed once per ``key`` for this preparation (what every run of it shares:
