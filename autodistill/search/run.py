@@ -34,7 +34,7 @@ from autodistill.search.study import (
     trained_trials,
     warm_start,
 )
-from autodistill.search.workers import Liveness, end_deadline, make_storage, study_deadline
+from autodistill.search.workers import Liveness, end_deadline, make_storage, study_deadline, surplus
 
 _RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
@@ -129,7 +129,9 @@ class Search:
                 if step == "wait":
                     time.sleep(self.live.poll)
                     continue
-                state = self._one_trial()
+                state = self._one_trial(n_trials)
+                if state == "withdrawn":
+                    continue
                 if state == "refused":
                     refusals += 1
                     self._check_refusals(refusals)
@@ -155,9 +157,13 @@ class Search:
             "effort": spent,
         }
 
-    def _one_trial(self) -> str:
+    def _one_trial(self, n_trials: int) -> str:
         """Ask, admit, train, tell: one trial, like Optuna's own ``_run_trial``."""
         trial = self.live.ask()
+        if surplus(self.study, trial, n_trials):  # another worker's trial brings the study to n_trials
+            trial.set_user_attr("withdrawn", f"another worker's trial brings the study to {n_trials} trials")
+            self.study.tell(trial, state=TrialState.FAIL)
+            return "withdrawn"
         with self.live.beat(trial):
             try:
                 admitted = self.objective.admit(trial)

@@ -28,7 +28,14 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from autodistill.search.study import WORKER_ATTR, Heartbeat, fail_stale_trials, open_storage, worker_id
+from autodistill.search.study import (
+    WORKER_ATTR,
+    Heartbeat,
+    fail_stale_trials,
+    open_storage,
+    trained_trials,
+    worker_id,
+)
 
 # A worker killed twice on the same parameters (the kernel's out-of-memory killer, say) is not
 # preempted by chance: its trial is then left FAIL instead of killing a third worker.
@@ -161,6 +168,28 @@ class Liveness:
             by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
             for n in numbers:
                 self.retry(self.study, by_number[n])
+
+
+QUEUED_ATTRS = (RETRY_ATTR, "warm_start")  # user attributes of trials queued with their parameters
+
+
+def surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether ``trial``, just asked for, would take the study past ``n_trials`` trained trials.
+
+    A worker asks only while the trained trials and those in flight are fewer than ``n_trials``,
+    but two workers can pass that check at the same moment (Optuna's ``MaxTrialsCallback`` has
+    the same race and lets the study overshoot). So a freshly sampled trial yields after asking:
+    to every queued trial (a dead worker's retry, a warm start), waiting or running, and to the
+    fresh trials numbered before it; of two racers, exactly one goes on. A queued trial never yields."""
+    if any(a in trial.user_attrs for a in QUEUED_ATTRS):
+        return False
+    ahead = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        if t.number != trial.number
+        and (t.state == TrialState.WAITING or t.number < trial.number or any(a in t.user_attrs for a in QUEUED_ATTRS))
+    ]
+    return len(trained_trials(study)) + len(ahead) >= n_trials
 
 
 def study_deadline(study: optuna.Study, timeout: float | None, now: Callable[[], float] = time.time) -> float | None:

@@ -27,6 +27,7 @@ from autodistill.search.workers import (
     heartbeat_timing,
     make_storage,
     study_deadline,
+    surplus,
 )
 
 
@@ -114,6 +115,23 @@ def test_on_sqlite_a_dead_process_trial_is_failed_at_once_and_retried(tmp_path):
     retry = live.ask()
     assert retry.params == params and study.trials[retry.number].user_attrs[RETRY_ATTR] == dead.number
     assert not study.trials[retry.number].user_attrs.get("trained")
+
+
+def test_of_two_workers_that_asked_at_once_for_the_last_trial_only_the_first_goes_on(tmp_path):
+    study = _create(default_storage(tmp_path))
+    done = study.ask()
+    done.set_user_attr("trained", True)
+    study.tell(done, [0.8, 1000.0])
+    first, second = study.ask(), study.ask()  # both workers saw 1 trained + 0 in flight < 2
+    assert not surplus(study, first, 2) and surplus(study, second, 2)
+    assert not surplus(study, second, 3), "room for both"
+    study.tell(second, state=TrialState.FAIL)
+    # a dead worker's retry, queued after a fresh trial started, goes first: the fresh one yields
+    study.enqueue_trial({}, user_attrs={RETRY_ATTR: 0})
+    assert surplus(study, first, 2)
+    retry = study.ask()
+    assert retry.user_attrs[RETRY_ATTR] == 0 and not surplus(study, retry, 2), "a queued trial never yields"
+    assert surplus(study, first, 2) and not surplus(study, first, 3)
 
 
 def test_the_deadline_is_the_study_s(tmp_path):
