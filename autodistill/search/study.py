@@ -27,6 +27,7 @@ from autodistill.errors import ConfigError
 from autodistill.fingerprint import hash_json
 
 WORKER_ATTR = "worker"
+WARM_START_ATTR = "warm_start"  # on a trial queued from another study's front: "STUDY:NUMBER"
 HEARTBEAT_ATTR = "alive_at"  # wall-clock seconds of the worker's last sign of life
 
 
@@ -348,6 +349,6 @@ def warm_start(study: optuna.Study, storage: Any, source: str, identity: dict[st
             )
     front = pareto_front(other, list(theirs.get("objectives") or ["quality", "parameters"]))
     for r in front:
-        study.enqueue_trial(r["params"], user_attrs={"warm_start": f"{source}:{r['number']}"}, skip_if_exists=True)
+        study.enqueue_trial(r["params"], user_attrs={WARM_START_ATTR: f"{source}:{r['number']}"}, skip_if_exists=True)
     study.set_user_attr("warm_start", {"study": source, "trials": [r["number"] for r in front]})
     return [r["number"] for r in front]

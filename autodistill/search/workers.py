@@ -29,6 +29,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.search.study import (
+    WARM_START_ATTR,
     WORKER_ATTR,
     Heartbeat,
     fail_stale_trials,
@@ -170,7 +171,9 @@ class Liveness:
                 self.retry(self.study, by_number[n])
 
 
-QUEUED_ATTRS = (RETRY_ATTR, "warm_start")  # user attributes of trials queued with their parameters
+def _queued(trial: optuna.Trial | FrozenTrial) -> bool:
+    """Whether the trial was queued with its parameters: a dead worker's retry or a warm start."""
+    return RETRY_ATTR in trial.user_attrs or WARM_START_ATTR in trial.user_attrs
 
 
 def surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
@@ -181,13 +184,12 @@ def surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
     the same race and lets the study overshoot). So a freshly sampled trial yields after asking:
     to every queued trial (a dead worker's retry, a warm start), waiting or running, and to the
     fresh trials numbered before it; of two racers, exactly one goes on. A queued trial never yields."""
-    if any(a in trial.user_attrs for a in QUEUED_ATTRS):
+    if _queued(trial):
         return False
     ahead = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-        if t.number != trial.number
-        and (t.state == TrialState.WAITING or t.number < trial.number or any(a in t.user_attrs for a in QUEUED_ATTRS))
+        if t.number != trial.number and (t.state == TrialState.WAITING or t.number < trial.number or _queued(t))
     ]
     return len(trained_trials(study)) + len(ahead) >= n_trials
 
