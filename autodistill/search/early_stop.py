@@ -18,12 +18,13 @@ keeps its rungs and a stopped trial's last rung says how far it got.
 
 What the sampler learns from a stopped trial: it is told PRUNED, with no objective values (a
 multi-objective study in Optuna takes no intermediate values, and a rung's validation is not the
-final one, so it must not join the front). Optuna's multi-objective TPE reads a PRUNED trial as one
-of its "above" (not promising) trials, the same reading as a finished trial outside its "below"
-share, which is about the best tenth of the finished trials. The rules stop only trials in the
-bottom half (median) or the bottom ``1 - 1 / eta`` (halving) of their rung, so the sampler reads a
-stopped trial no worse than its rung ranked it: as outside the best tenth, never as infeasible
-(those are refused students, told through ``budget`` constraints).
+final one, so it must not join the front). Optuna's multi-objective TPE fills its "below"
+(promising) share, about the best tenth of the trials, with finished trials first and PRUNED ones
+only when too few finished; otherwise a PRUNED trial is one of its "above" trials, as a finished
+trial outside the best tenth is. The rules stop only trials in the bottom half (median) or the
+bottom ``1 - 1 / eta`` (halving) of their rung, so the sampler reads a stopped trial no worse than
+its rung ranked it, and never as infeasible (those are refused students, told through ``budget``
+constraints).
 """
 
 from __future__ import annotations
