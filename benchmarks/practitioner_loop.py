@@ -16,6 +16,9 @@ Prints test quality and seconds of both, per seed, and the medians.
 
     .venv/bin/python benchmarks/practitioner_loop.py configs/demo.yaml --seeds 0,1,2
         [--set data.source=builtin:sms_spam --set data.metric=macro_f1] [--out runs/practitioner.json]
+
+``--layers 3,4,4`` skips the loop and runs the tool alone at those depths, one per seed (a recorded
+run's picks), to measure a change to the tool against loop figures already taken.
 """
 
 from __future__ import annotations
@@ -151,8 +154,9 @@ def tool(config: str, overrides: list[str], layers: int, seed: int, out: Path) -
             f"output_dir={out}", "tracking.enabled=false", "distill.mode=full"]  # fmt: skip
     result = api.distill(config, sets, progress=False)
     train = result["train"]
-    return {"test": result["student"]["test"]["quality"], "steps": train["steps"], "stopped": train.get("stop_reason"),
-            "augment": train.get("augment"), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    return {"test": result["student"]["test"]["quality"], "steps": train["steps"], "best_step": train.get("best_step"),
+            "evals": train.get("evals"), "stopped": train.get("stop_reason"), "augment": train.get("augment"),
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -163,22 +167,28 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--out", default="runs/practitioner.json")
+    ap.add_argument("--layers", help="skip the loop: the tool alone at these depths, one per seed (e.g. 3,4,4)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     cfg = load_config(args.config, [*args.overrides, "tracking.enabled=false"])
     prep = prepare(cfg, progress=False)
     rows = []
-    for seed in (int(s) for s in args.seeds.split(",")):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    depths = [int(n) for n in args.layers.split(",")] if args.layers else None
+    if depths is not None and len(depths) != len(seeds):
+        ap.error(f"--layers gives {len(depths)} depths for {len(seeds)} seeds")
+    for i, seed in enumerate(seeds):
+        row = {"seed": seed, "teacher_test": prep.teacher_metrics["test"]["quality"]}
         with tempfile.TemporaryDirectory() as tmp:
-            theirs = loop(prep, seed, args.trials, args.epochs, cfg.data.metric, Path(tmp))
-            ours = tool(args.config, args.overrides, int(theirs["hyperparameters"]["layers"]), seed, Path(tmp) / "tool")
-        rows.append(
-            {"seed": seed, "teacher_test": prep.teacher_metrics["test"]["quality"], "loop": theirs, "tool": ours}
-        )
+            if depths is None:
+                row["loop"] = loop(prep, seed, args.trials, args.epochs, cfg.data.metric, Path(tmp))
+            layers = depths[i] if depths is not None else int(row["loop"]["hyperparameters"]["layers"])
+            row["tool"] = tool(args.config, args.overrides, layers, seed, Path(tmp) / "tool")
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
-    for who in ("loop", "tool"):
+    for who in ("loop", "tool") if depths is None else ("tool",):
         q = [r[who]["test"] for r in rows]
         s = [r[who]["seconds"] for r in rows]
         print(f"{who}: test {cfg.data.metric} median {statistics.median(q):.4f} ({min(q):.4f}-{max(q):.4f}), "

@@ -103,11 +103,12 @@ def checkpoint(
 ) -> dict[str, torch.Tensor] | None:
     """One validation checkpoint of a training loop: ``evaluate(step)`` in eval mode (inside ``swap``,
     e.g. the weight average swapped in), recorded in ``result``; returns the kept best weights (a
-    copy of them when this checkpoint is the best and ``keep_best``)."""
+    copy of them when this checkpoint is the best and ``keep_best``). On a tie the later checkpoint
+    is the best (``train.stopping`` says why)."""
     model.eval()
     with swap or contextlib.nullcontext():
         quality = float(evaluate(step))
-        if result.best_quality is None or quality > result.best_quality:
+        if result.best_quality is None or quality >= result.best_quality:
             result.best_quality, result.best_step = quality, step
             if keep_best:
                 best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -3,7 +3,10 @@
 One rule for every loop that validates (teacher fine-tuning and adaptation, final training): stop
 after ``patience`` checkpoints in a row that fail to beat the best quality so far by more than
 ``min_delta``. The loop keeps the best checkpoint's weights (``keep_best``), so the run ends on them,
-and the step count it was given is the cap. Written here rather than taken from a trainer library:
+and the step count it was given is the cap. Of checkpoints with equal quality the later is the best:
+a validation split small enough for ties (on the built-in SMS spam set one message moves macro-F1
+by about half a point) cannot tell them apart, and the later one has trained longer on the same
+signal. A tie is still no gain, so it does not put off the stop. Written here rather than taken from a trainer library:
 the loops are this package's own (``train.loop``, ``tasks.causal_lm.train``), and the rule is a few
 lines over their recorded ``(step, quality)`` checkpoints.
 """
@@ -33,8 +36,10 @@ class Patience:
         for step, quality in evals[1:]:
             if quality > best + self.min_delta:
                 best_step, best, since = step, quality, 0
-            else:
-                since += 1
+                continue
+            since += 1
+            if quality == best:  # a tie: the later checkpoint is the one kept (see above)
+                best_step = step
         if since < self.patience:
             return None
         return (

@@ -38,6 +38,11 @@ def test_gains_within_min_delta_are_not_gains():
     assert Patience(1).check(curve(0.5, 0.5)) is not None  # equal is no gain
 
 
+def test_a_tie_is_no_gain_but_names_the_later_checkpoint():
+    why = Patience(2).check(curve(0.5, 0.6, 0.6, 0.58))
+    assert why is not None and "0.6000 at step 30" in why
+
+
 def test_empty_and_bad_rules():
     assert Patience(1).check([]) is None
     with pytest.raises(ValueError, match="patience"):
@@ -84,6 +89,15 @@ def test_the_loop_stops_at_patience_and_ends_on_the_best_weights():
     assert "best 0.3000 at step 2" in result.stop_reason
     for k, v in model.state_dict().items():
         assert torch.equal(v, seen[2][k]), k
+
+
+def test_of_tied_checkpoints_the_loop_ends_on_the_later():
+    model, result, seen = _run([0.1, 0.3, 0.3, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], patience=2)
+    assert result.stopped_early and result.steps == 4 and result.best_step == 3
+    assert "best 0.3000 at step 3" in result.stop_reason
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen[3][k]), k
+    assert any(not torch.equal(v, seen[2][k]) for k, v in model.state_dict().items())
 
 
 def test_the_loop_runs_to_the_cap_when_validation_keeps_improving():
