@@ -167,9 +167,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--out", default="runs/practitioner.json")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when another job shares the cores)")
     ap.add_argument("--layers", help="skip the loop: the tool alone at these depths, one per seed (e.g. 3,4,4)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [*args.overrides, "tracking.enabled=false"])
     prep = prepare(cfg, progress=False)
     rows = []

@@ -83,21 +83,20 @@ def _run(qualities: list[float], patience: int | None, steps: int = 10):
     return model, result, seen
 
 
-def test_the_loop_stops_at_patience_and_ends_on_the_best_weights():
-    model, result, seen = _run([0.1, 0.3, 0.2, 0.25, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], patience=2)
-    assert result.stopped_early and result.steps == 4 and result.best_step == 2
-    assert "best 0.3000 at step 2" in result.stop_reason
+@pytest.mark.parametrize(
+    "curve, best",
+    [
+        ([0.1, 0.3, 0.2, 0.25, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 2),  # a falling curve: the best kept
+        ([0.1, 0.3, 0.3, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 3),  # of two equal checkpoints, the later
+    ],
+)
+def test_the_loop_stops_at_patience_and_ends_on_the_best_weights(curve, best):
+    model, result, seen = _run(curve, patience=2)
+    assert result.stopped_early and result.steps == 4 and result.best_step == best
+    assert f"best 0.3000 at step {best}" in result.stop_reason
     for k, v in model.state_dict().items():
-        assert torch.equal(v, seen[2][k]), k
-
-
-def test_of_tied_checkpoints_the_loop_ends_on_the_later():
-    model, result, seen = _run([0.1, 0.3, 0.3, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], patience=2)
-    assert result.stopped_early and result.steps == 4 and result.best_step == 3
-    assert "best 0.3000 at step 3" in result.stop_reason
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, seen[3][k]), k
-    assert any(not torch.equal(v, seen[2][k]) for k, v in model.state_dict().items())
+        assert torch.equal(v, seen[best][k]), k
+    assert any(not torch.equal(v, seen[2][k]) for k, v in seen[3].items())  # the two 0.3s differ
 
 
 def test_the_loop_runs_to_the_cap_when_validation_keeps_improving():
