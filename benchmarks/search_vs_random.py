@@ -1,9 +1,10 @@
 """Issue 25: the search against random sampling at equal compute (training steps, not trials).
 
 Random sampling trains ``--trials`` trials at the full proxy length (no early stopping); the proxy
-steps it spent are the budget. Each searched arm, the config's sampler with one early-stopping
-rule (``median``: the median in a size bucket; ``halving``: successive halving), gets the same
-number of steps (``Search.run(max_steps=...)``), so it trains more, shorter trials. After every
+steps it spent are the budget. Each searched arm, the config's sampler (TPE in the demo) with one
+early-stopping rule (``median``: the median in a size bucket; ``halving``: successive halving) or
+none (``tpe``), gets the same number of steps (``Search.run(max_steps=...)``), so the first two
+train more, shorter trials. After every
 trained trial (in the order they finished) the hypervolume of the front so far is recorded
 against the steps spent so far: validation quality against the second objective, the reference
 at quality 0.5 and the teacher's value, normalised by the teacher's value.
@@ -15,7 +16,7 @@ parameters, and the steps at which the arm first reached random's median final h
 separate processes on one folder) and all curves to ``--out/search_vs_random.png``.
 
     .venv/bin/python benchmarks/search_vs_random.py [--space fast|config] [--trials 20] [--seeds 0,1,2]
-        [--arms random,median,halving] [--out runs/bench-search]
+        [--arms random,tpe,median,halving] [--out runs/bench-search]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from autodistill.search.study import trained_trials
 
 ARMS = {
     "random": ["search.sampler=random", "search.pruning.enabled=false"],
+    "tpe": ["search.pruning.enabled=false"],  # the config's sampler, every trial at the full proxy length
     "median": ["search.pruning.enabled=true", "search.pruning.rule=median"],
     "halving": ["search.pruning.enabled=true", "search.pruning.rule=halving"],
 }
@@ -114,7 +116,7 @@ def plot(rows: list[dict], level: float, budget: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"random": "tab:grey", "median": "tab:blue", "halving": "tab:orange"}
+    colours = {"random": "tab:grey", "tpe": "tab:green", "median": "tab:blue", "halving": "tab:orange"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         xs = [0] + [p["steps"] for p in r["curve"]]
@@ -123,6 +125,9 @@ def plot(rows: list[dict], level: float, budget: float, path: Path) -> None:
         ax.step(xs, ys, where="post", color=colours.get(r["arm"]), alpha=0.8, label=label)
     ax.axhline(level, color="black", linestyle="--", linewidth=0.8, label="random's median final")
     ax.axvline(budget / 2, color="black", linestyle=":", linewidth=0.8, label="half of random's steps")
+    later = [p["hv"] for r in rows for p in r["curve"][1:]]  # the first trial's front is one point
+    if later:
+        ax.set_ylim(bottom=0.97 * min(later))
     ax.set_xlabel("proxy training steps spent")
     ax.set_ylabel("hypervolume of the front")
     ax.legend(loc="lower right")
@@ -132,6 +137,7 @@ def plot(rows: list[dict], level: float, budget: float, path: Path) -> None:
 
 
 def report(rows: list[dict], out: Path) -> None:
+    rows = sorted(rows, key=lambda r: (list(ARMS).index(r["arm"]), r["seed"]))
     randoms = [r for r in rows if r["arm"] == "random"]
     level = statistics.median(r["curve"][-1]["hv"] for r in randoms)
     budget = statistics.median(r["curve"][-1]["steps"] for r in randoms)
@@ -165,7 +171,7 @@ def main() -> None:
     ap.add_argument("--space", choices=("fast", "config"), default="fast", help=what)
     ap.add_argument("--trials", type=int, default=20, help="random's trials at the full proxy length")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--arms", default="random,median,halving")
+    ap.add_argument("--arms", default="random,tpe,median,halving")
     ap.add_argument("--out", default="runs/bench-search")
     args = ap.parse_args()
     out = Path(args.out)
