@@ -3,11 +3,11 @@
 Random sampling trains ``--trials`` trials at the full proxy length (no early stopping); the proxy
 steps it spent are the budget. Each searched arm, the config's sampler (TPE in the demo) with one
 early-stopping rule (``median``: the median in a size bucket; ``halving``: successive halving) or
-none (``tpe``), gets the same number of steps (``Search.run(max_steps=...)``), so the first two
-train more, shorter trials. After every
-trained trial (in the order they finished) the hypervolume of the front so far is recorded
-against the steps spent so far: validation quality against the second objective, the reference
-at quality 0.5 and the teacher's value, normalised by the teacher's value.
+none (``tpe``), gets the same number of steps (``Search.run(max_steps=...)``), so the two that
+stop early train more, shorter trials. After every trained trial (in the order they finished) the
+hypervolume of the front so far is recorded against the steps spent so far: validation quality
+against the second objective, the reference at quality 0.5 and the teacher's value, normalised by
+the teacher's value.
 
 Prints, per arm: the final hypervolume, the best validation quality under 40% of the teacher's
 parameters, and the steps at which the arm first reached random's median final hypervolume

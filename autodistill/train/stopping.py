@@ -6,9 +6,10 @@ after ``patience`` checkpoints in a row that fail to beat the best quality so fa
 and the step count it was given is the cap. Of checkpoints with equal quality the later is the best:
 a validation split small enough for ties (on the built-in SMS spam set one message moves macro-F1
 by about half a point) cannot tell them apart, and the later one has trained longer on the same
-signal. A tie is still no gain, so it does not put off the stop. Written here rather than taken from a trainer library:
-the loops are this package's own (``train.loop``, ``tasks.causal_lm.train``), and the rule is a few
-lines over their recorded ``(step, quality)`` checkpoints.
+signal. A tie is still no gain, so it does not put off the stop. Written here rather than taken
+from a trainer library: the loops are this package's own (``train.loop``,
+``tasks.causal_lm.train``), and the rule is a few lines over their recorded ``(step, quality)``
+checkpoints.
 """
 
 from __future__ import annotations

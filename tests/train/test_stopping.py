@@ -84,14 +84,14 @@ def _run(qualities: list[float], patience: int | None, steps: int = 10):
 
 
 @pytest.mark.parametrize(
-    "curve, best",
+    "qualities, best",
     [
         ([0.1, 0.3, 0.2, 0.25, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 2),  # a falling curve: the best kept
         ([0.1, 0.3, 0.3, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 3),  # of two equal checkpoints, the later
     ],
 )
-def test_the_loop_stops_at_patience_and_ends_on_the_best_weights(curve, best):
-    model, result, seen = _run(curve, patience=2)
+def test_the_loop_stops_at_patience_and_ends_on_the_best_weights(qualities, best):
+    model, result, seen = _run(qualities, patience=2)
     assert result.stopped_early and result.steps == 4 and result.best_step == best
     assert f"best 0.3000 at step {best}" in result.stop_reason
     for k, v in model.state_dict().items():
