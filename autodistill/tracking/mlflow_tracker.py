@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,25 @@ KIND = "mlflow.experimentKind"  # MLflow's own tag: model training, not GenAI
 
 def default_uri(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def _shared(write: Callable[[], None], tries: int = 5) -> None:
+    """``write()`` to a record other workers write too (the study's parent run, the experiment's
+    tags), again after a short random pause when another worker inserted the same row at the same
+    instant. MLflow's SQL store reads, then inserts, so the second of two such inserts is refused
+    with a unique-key violation; on the next try the row is there and is updated or skipped."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(tries):
+        try:
+            write()
+            return
+        except MlflowException as err:
+            text = str(err).lower()
+            racing = any(s in text for s in ("duplicate key", "unique constraint", "uniqueviolation"))
+            if not racing or attempt == tries - 1:
+                raise
+            time.sleep(0.1 + 0.4 * random.random())
 
 
 def _flat(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
@@ -57,7 +78,7 @@ class Tracker:
             self.experiment_id = exp.experiment_id
         if (exp.tags if exp is not None else {}).get(KIND) is None:
             # the UI opens an experiment by its kind; left unset, MLflow 3 may show its GenAI overview
-            self.client.set_experiment_tag(self.experiment_id, KIND, "custom_model_development")
+            _shared(lambda: self.client.set_experiment_tag(self.experiment_id, KIND, "custom_model_development"))
         self.study_name = study_name
         self.parent_id = self._parent(reopen)
 
@@ -100,9 +121,12 @@ class Tracker:
         return len(stale)
 
     def log_study(self, params: dict[str, Any]) -> None:
-        existing = self.client.get_run(self.parent_id).data.params
-        flat = {k: v for k, v in _flat("", params, {}).items() if k not in existing}
-        self._log_params(self.parent_id, flat)
+        def write() -> None:
+            existing = self.client.get_run(self.parent_id).data.params
+            flat = {k: v for k, v in _flat("", params, {}).items() if k not in existing}
+            self._log_params(self.parent_id, flat)
+
+        _shared(write)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -173,7 +197,8 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        _shared(lambda: self.client.log_batch(self.parent_id, metrics=items))
 
     def end_study(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)

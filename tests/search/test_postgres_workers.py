@@ -42,6 +42,11 @@ def _finish(workers: list, seconds: float = 420) -> list[str]:
     return errs
 
 
+def _failures(procs: list, errs: list[str]) -> list[str]:
+    """The traceback (or the end of stderr) of each process that failed, for the assertion message."""
+    return [e[max(e.rfind("Traceback"), len(e) - 3000) :] for p, e in zip(procs, errs) if p.returncode]
+
+
 def _databases(postgres_server, name: str) -> tuple[str, str]:
     """A study database, and an MLflow database made ready the way an MLflow server makes its
     backend store before any client connects (its schema created once, not by racing workers)."""
@@ -96,7 +101,7 @@ def test_workers_opening_an_empty_database_together_all_get_in(postgres_server):
         for _ in range(4)
     ]
     errs = [p.communicate(timeout=120)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [e[-1500:] for e in errs if e]
+    assert [p.returncode for p in procs] == [0] * 4, _failures(procs, errs)
     optuna.create_study(storage=url, study_name="usable")  # the tables are whole
 
 
@@ -106,7 +111,7 @@ def test_three_workers_share_one_postgres_study(tiny_search, postgres_server):  
     storage, mlflow = _databases(postgres_server, "three")
     workers = _start_workers(path, tmp, storage, mlflow, n_trials=6, n=3)
     errs = _finish(workers)
-    assert [w.returncode for w in workers] == [0, 0, 0], [e[-2000:] for e in errs]
+    assert [w.returncode for w in workers] == [0, 0, 0], _failures(workers, errs)
     study = _study(storage)
     trained = _trained(study)
     assert len(trained) == 6, "the trial count is the study's, not each worker's"
@@ -147,7 +152,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(tiny_search, postgres_serve
     finally:
         errs = _finish(workers)
     survivors = [w for w in workers if w is not victim]
-    assert [w.returncode for w in survivors] == [0, 0], [e[-2000:] for e in errs]
+    assert [w.returncode for w in survivors] == [0, 0], _failures(workers, errs)  # the victim's too
     study = _study(storage)
     by_number = {t.number: t for t in study.trials}
     assert by_number[killed.number].state == TrialState.FAIL, "Optuna's heartbeat failed the dead worker's trial"
