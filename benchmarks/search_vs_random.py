@@ -1,13 +1,13 @@
-"""Issue 25: the search against random sampling at equal compute (training steps, not trials).
+"""Does the search beat random sampling at equal compute (training steps, not trials)?
 
 Random sampling trains ``--trials`` trials at the full proxy length (no early stopping); the proxy
-steps it spent are the budget. Each searched arm, the config's sampler (TPE in the demo) with one
-early-stopping rule (``median``: the median in a size bucket; ``halving``: successive halving) or
-none (``tpe``), gets the same number of steps (``Search.run(max_steps=...)``), so the two that
-stop early train more, shorter trials. After every trained trial (in the order they finished) the
-hypervolume of the front so far is recorded against the steps spent so far: validation quality
-against the second objective, the reference at quality 0.5 and the teacher's value, normalised by
-the teacher's value.
+steps it spent are the budget. Each searched arm gets the same number of steps
+(``Search.run(max_steps=...)``): the config's sampler (TPE in the demo) with one early-stopping
+rule (``median``: the median in a size bucket; ``halving``: successive halving) or none (``tpe``),
+or Optuna's Gaussian-process sampler with none (``gp``); the two that stop early train more,
+shorter trials. After every trained trial (in the order they finished) the hypervolume of the
+front so far is recorded against the steps spent so far: validation quality against the second
+objective, the reference at quality 0.5 and the teacher's value, normalised by the teacher's value.
 
 Prints, per arm: the final hypervolume, the best validation quality under 40% of the teacher's
 parameters, and the steps at which the arm first reached random's median final hypervolume
@@ -16,7 +16,7 @@ parameters, and the steps at which the arm first reached random's median final h
 separate processes on one folder) and all curves to ``--out/search_vs_random.png``.
 
     .venv/bin/python benchmarks/search_vs_random.py [--space fast|config] [--trials 20] [--seeds 0,1,2]
-        [--arms random,tpe,median,halving] [--out runs/bench-search]
+        [--arms random,tpe,median,halving,gp] [--out runs/bench-search]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ ARMS = {
     "tpe": ["search.pruning.enabled=false"],  # the config's sampler, every trial at the full proxy length
     "median": ["search.pruning.enabled=true", "search.pruning.rule=median"],
     "halving": ["search.pruning.enabled=true", "search.pruning.rule=halving"],
+    "gp": ["search.sampler=gp", "search.pruning.enabled=false"],  # Gaussian-process BO, full proxies
 }
 SHARE = 0.4  # "best under 40% of the teacher's parameters", the demo budget's size limit
 

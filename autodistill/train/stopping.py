@@ -32,18 +32,19 @@ class Patience:
         """Why the run should stop after these ``(step, quality)`` checkpoints, or None to go on."""
         if not evals:
             return None
-        best_step, best = evals[0]
+        best = evals[0][1]  # the quality a checkpoint must beat by more than min_delta
+        kept_step, kept = evals[0]  # the checkpoint the loop keeps (train.loop.checkpoint's rule)
         since = 0
         for step, quality in evals[1:]:
+            if quality >= kept:  # a gain, a gain within min_delta, or a tie: the loop keeps this one
+                kept_step, kept = step, quality
             if quality > best + self.min_delta:
-                best_step, best, since = step, quality, 0
-                continue
-            since += 1
-            if quality == best:  # a tie: the later checkpoint is the one kept (see above)
-                best_step = step
+                best, since = quality, 0
+            else:
+                since += 1
         if since < self.patience:
             return None
         return (
             f"validation did not improve for {since} checkpoint{'s' if since > 1 else ''} "
-            f"(best {best:.4f} at step {best_step})"
+            f"(best {kept:.4f} at step {kept_step})"
         )
