@@ -117,7 +117,13 @@ def plot(rows: list[dict], level: float, budget: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"random": "tab:grey", "tpe": "tab:green", "median": "tab:blue", "halving": "tab:orange"}
+    colours = {
+        "random": "tab:grey",
+        "tpe": "tab:green",
+        "median": "tab:blue",
+        "halving": "tab:orange",
+        "gp": "tab:purple",
+    }
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         xs = [0] + [p["steps"] for p in r["curve"]]
